@@ -1,0 +1,1 @@
+"""hardener.audit."""

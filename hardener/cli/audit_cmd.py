@@ -1,0 +1,9 @@
+"""`hardener audit`: command-line layer (parses arguments, calls the library)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the audit command(s) to the main app."""

@@ -1,0 +1,9 @@
+"""`hardener profiles`: command-line layer (parses arguments, calls the library)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the profiles command(s) to the main app."""
