@@ -1,3 +1,8 @@
 """Shared pytest fixtures (see tests/fixtures/): import them here so every test can use them."""
 
 from tests.fixtures.net import loopback  # noqa: F401
+from tests.fixtures.postfix import (  # noqa: F401
+    postfix_factory,
+    postfix_module_factory,
+    smtp_sink_factory,
+)
