@@ -6,3 +6,5 @@ from tests.fixtures.postfix import (  # noqa: F401
     postfix_module_factory,
     smtp_sink_factory,
 )
+from tests.fixtures.tls import cert_factory  # noqa: F401
+from tests.fixtures.dns import dnsmasq_factory  # noqa: F401

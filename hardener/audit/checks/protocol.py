@@ -1,0 +1,82 @@
+"""helo-not-required, pipelining-unauth, size-unlimited: protocol discipline an MX should enforce.
+
+- helo-not-required: MAIL FROM straight after the greeting, without HELO/EHLO, is accepted.
+- pipelining-unauth: after HELO (so pipelining was never negotiated) the probe sends HELO, MAIL,
+  RCPT and DATA in one write. A server that still answers DATA with 354 accepts unauthorized
+  pipelining (Postfix: no reject_unauth_pipelining, no smtpd_forbid_unauth_pipelining). The probe
+  drops the connection at the 354 without sending any message content, so nothing is queued.
+  The recipient is --rcpt when given, else postmaster at the server's name (RFC 5321 requires it);
+  when no recipient is accepted the check cannot reach DATA and is skipped.
+- size-unlimited: EHLO does not advertise SIZE, or advertises SIZE without a limit / SIZE 0.
+"""
+
+from __future__ import annotations
+
+from hardener.audit.context import AuditContext
+from hardener.audit.probe import EarlyDisconnect, Reply
+from hardener.report.model import Finding
+
+SLUGS = ("helo-not-required", "pipelining-unauth", "size-unlimited")
+PROBE_SENDER = "hardener-audit@example.org"
+
+
+async def run(ctx: AuditContext) -> None:
+    """Run the three protocol checks, each in its own session."""
+    await _size(ctx)
+    await _helo_required(ctx)
+    await _pipelining(ctx)
+
+
+async def _size(ctx: AuditContext) -> None:
+    esmtp = await ctx.capabilities()
+    if "SIZE" not in esmtp:
+        ctx.add(Finding.of("size-unlimited", evidence="EHLO reply does not advertise SIZE"))
+    else:
+        value = esmtp["SIZE"].split()[0] if esmtp["SIZE"].split() else ""
+        if not value.isdigit() or int(value) == 0:
+            shown = f"SIZE {value}".strip()
+            ctx.add(Finding.of("size-unlimited", evidence=f"EHLO advertises {shown!r}: no size limit"))
+    ctx.conclude("size-unlimited")
+
+
+async def _helo_required(ctx: AuditContext) -> None:
+    async with ctx.session(ehlo=False) as probe:
+        reply = await probe.command(f"MAIL FROM:<{PROBE_SENDER}>")
+        if reply.code == 250:
+            await probe.rset()
+            ctx.add(Finding.of("helo-not-required",
+                               evidence=f"MAIL FROM without HELO/EHLO -> {reply}"))
+    ctx.conclude("helo-not-required")
+
+
+async def _pipelining(ctx: AuditContext) -> None:
+    rcpt = ctx.options.rcpt or f"postmaster@{ctx.server_name}"
+    async with ctx.session(ehlo=False) as probe:
+        batch = (f"HELO {ctx.options.helo_name}\r\nMAIL FROM:<{PROBE_SENDER}>\r\n"
+                 f"RCPT TO:<{rcpt}>\r\nDATA\r\n")
+        await probe.send_raw(batch.encode())
+        replies: list[Reply] = []
+        try:
+            for _ in range(4):
+                replies.append(await probe.read_reply())
+                if replies[-1].code in (421, 554) and "synchroni" in replies[-1].text.lower():
+                    break
+        except EarlyDisconnect:
+            pass  # a server that hangs up on pipelined input refuses it
+        names = ("HELO", "MAIL", "RCPT", "DATA")
+        shown = ", ".join(f"{n} -> {r.code}" for n, r in zip(names, replies))
+        if len(replies) == 4 and replies[3].code == 354:
+            probe.abort()  # never send content: drop the session at 354, nothing is queued
+            ctx.add(Finding.of("pipelining-unauth",
+                               evidence=f"HELO+MAIL+RCPT+DATA in one packet without PIPELINING: {shown}"))
+        elif len(replies) == 4 and replies[3].code >= 500 and replies[2].positive:
+            ctx.passed("pipelining-unauth", f"DATA refused: {replies[3]}")
+            return
+        elif len(replies) < 4:
+            ctx.passed("pipelining-unauth", f"server stopped at pipelined input: {shown or 'disconnect'}")
+            return
+        else:
+            ctx.skipped("pipelining-unauth", f"no accepted recipient to reach DATA ({shown})")
+            return
+    ctx.conclude("pipelining-unauth")
+

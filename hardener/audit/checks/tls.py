@@ -1,0 +1,294 @@
+"""TLS checks: starttls-missing, tls-weak-protocol, tls-cert-invalid and auth-plaintext.
+
+What the server advertises in its clear-text EHLO decides starttls-missing and auth-plaintext. The
+protocol and certificate checks each open new connections (EHLO, STARTTLS, handshake) through the
+context, one at a time, with the audit's --timeout:
+
+- tls-weak-protocol offers SSLv3, TLS 1.0 and TLS 1.1 one at a time with a client that allows them
+  (hardener.audit.tls_probe.protocol_context) and reports the ones the server completed a handshake
+  with. A protocol the local OpenSSL cannot offer is reported as not tested, never as refused.
+- tls-cert-invalid verifies the chain with OpenSSL (system store plus --ca-file) and reads the leaf
+  certificate: dates, self-signed, key size, and whether it names the host (the target's host
+  name, or the name the server gives in its EHLO reply when the target is an IP address).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import ssl
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from hardener.audit.context import AuditContext
+from hardener.audit.probe import ProbeError, Reply
+from hardener.audit.tls_probe import (WEAK_PROTOCOLS, StartTlsAttempt, StartTlsRefused,
+                                      any_protocol_context, can_offer, protocol_context,
+                                      try_starttls, verifying_context)
+from hardener.report.model import Finding
+
+SLUGS = ("starttls-missing", "auth-plaintext", "tls-weak-protocol", "tls-cert-invalid")
+
+MIN_RSA_BITS = 2048
+MIN_EC_BITS = 224
+
+# OpenSSL verify codes (x509_vfy.h) -> (problem kind, text) as used in evidence.
+_VERIFY_PROBLEMS = {
+    9: ("not-yet-valid", "not yet valid"),
+    10: ("expired", "expired"),
+    18: ("self-signed", "self-signed"),
+    19: ("untrusted", "untrusted chain (self-signed root not trusted)"),
+    20: ("untrusted", "untrusted chain (issuer not trusted)"),
+    21: ("untrusted", "untrusted chain (cannot verify the first certificate)"),
+    2: ("untrusted", "untrusted chain (issuer certificate missing)"),
+}
+
+
+async def run(ctx: AuditContext) -> None:
+    """Run the four TLS checks on ctx.target, adding findings and recording each slug's status."""
+    try:
+        caps = await ctx.capabilities()
+    except ProbeError as exc:
+        for slug in SLUGS:
+            ctx.error(slug, f"no EHLO capabilities: {exc}")
+        return
+    _check_auth_plaintext(ctx, caps)
+    if "STARTTLS" not in caps:
+        ctx.add(Finding.of("starttls-missing", evidence=_ehlo_evidence(ctx.ehlo_reply, "no STARTTLS")))
+        ctx.failed("starttls-missing")
+        for slug in ("tls-weak-protocol", "tls-cert-invalid"):
+            ctx.skipped(slug, "the server does not offer STARTTLS")
+        return
+    try:
+        certificate_attempt = await _attempt(ctx, verifying_context(_ca_file(ctx)))
+    except StartTlsRefused as exc:
+        # Postfix answers 454 when its certificate cannot be loaded: STARTTLS is not usable.
+        ctx.add(Finding.of("starttls-missing", evidence=f"EHLO advertises STARTTLS but {exc}"))
+        ctx.failed("starttls-missing")
+        for slug in ("tls-weak-protocol", "tls-cert-invalid"):
+            ctx.skipped(slug, "STARTTLS is refused")
+        return
+    except ProbeError as exc:
+        ctx.passed("starttls-missing", "STARTTLS advertised")
+        for slug in ("tls-weak-protocol", "tls-cert-invalid"):
+            ctx.error(slug, f"STARTTLS attempt failed: {exc}")
+        return
+    ctx.passed("starttls-missing", "STARTTLS advertised")
+    await _check_certificate(ctx, certificate_attempt)
+    await _check_protocols(ctx)
+
+
+def _ca_file(ctx: AuditContext) -> str | None:
+    ca = getattr(ctx.options, "ca_file", None)
+    return str(ca) if ca else None
+
+
+async def _attempt(ctx: AuditContext, context: ssl.SSLContext) -> StartTlsAttempt:
+    """One new session: EHLO, STARTTLS, handshake with `context` (ProbeError if it cannot run)."""
+    async with ctx.session() as probe:
+        if not probe.supports("STARTTLS"):
+            raise ProbeError("STARTTLS no longer advertised")
+        return await try_starttls(probe, context)
+
+
+def _ehlo_evidence(reply: Reply | None, what: str) -> str:
+    if reply is None:
+        return what
+    keywords = ", ".join(line.split(" ", 1)[0] for line in reply.lines[1:]) or "no extensions"
+    return f"EHLO reply before STARTTLS ({keywords}): {what}"
+
+
+# -- auth-plaintext ----------------------------------------------------------------------------
+
+def _check_auth_plaintext(ctx: AuditContext, caps: dict[str, str]) -> None:
+    if "AUTH" in caps:
+        mechanisms = caps["AUTH"]
+    else:  # only the old "AUTH=PLAIN LOGIN" form that broken_sasl_auth_clients adds
+        legacy = [k for k in caps if k.startswith("AUTH=")]
+        if not legacy:
+            ctx.passed("auth-plaintext", "AUTH not advertised before STARTTLS")
+            return
+        mechanisms = f"{legacy[0][5:]} {caps[legacy[0]]}"
+    evidence = f"EHLO on the clear-text connection advertises AUTH {mechanisms}".rstrip()
+    ctx.add(Finding.of("auth-plaintext", evidence=evidence))
+    ctx.failed("auth-plaintext")
+
+
+# -- tls-weak-protocol -------------------------------------------------------------------------
+
+async def _check_protocols(ctx: AuditContext) -> None:
+    accepted: list[str] = []
+    refused: list[str] = []
+    untested: list[str] = []
+    errors: list[str] = []
+    for name, version in WEAK_PROTOCOLS:
+        if not can_offer(version):
+            untested.append(name)
+            continue
+        try:
+            attempt = await _attempt(ctx, protocol_context(version))
+        except ProbeError as exc:
+            errors.append(f"{name}: {exc}")
+            continue
+        if attempt.handshake_ok:
+            accepted.append(f"{name} ({attempt.cipher})" if attempt.cipher else name)
+        else:
+            refused.append(name)
+    notes = []
+    if refused:
+        notes.append("refused: " + ", ".join(refused))
+    if untested:
+        notes.append("not tested (the local OpenSSL cannot offer it): " + ", ".join(untested))
+    if errors:
+        notes.append("could not test: " + "; ".join(errors))
+    detail = "; ".join(notes)
+    if accepted:
+        ctx.add(Finding.of("tls-weak-protocol",
+                           evidence="STARTTLS handshake completed with " + ", ".join(accepted),
+                           detail=detail))
+        ctx.failed("tls-weak-protocol", detail)
+    elif errors:
+        ctx.error("tls-weak-protocol", detail)
+    elif refused:
+        ctx.passed("tls-weak-protocol", detail)
+    else:
+        ctx.skipped("tls-weak-protocol", detail)
+
+
+# -- tls-cert-invalid --------------------------------------------------------------------------
+
+async def _check_certificate(ctx: AuditContext, verified: StartTlsAttempt) -> None:
+    # problem kind -> text; the chain verdict first, then what the leaf itself shows (more precise)
+    problems: dict[str, str] = {}
+    code = getattr(verified.ssl_error, "verify_code", None)
+    if not verified.handshake_ok and code is not None:
+        kind, text = _VERIFY_PROBLEMS.get(code, ("untrusted", verified.error_text))
+        problems[kind] = text
+    leaf = verified.peer_cert_der
+    if leaf is None:
+        try:
+            plain = await _attempt(ctx, any_protocol_context())
+        except ProbeError as exc:
+            ctx.error("tls-cert-invalid", f"could not read the certificate: {exc}")
+            return
+        if not plain.handshake_ok or plain.peer_cert_der is None:
+            reason = plain.error_text or verified.error_text
+            ctx.error("tls-cert-invalid", f"TLS handshake failed: {reason}")
+            return
+        leaf = plain.peer_cert_der
+    try:
+        cert = x509.load_der_x509_certificate(leaf)
+    except ValueError as exc:
+        ctx.error("tls-cert-invalid", f"unreadable certificate: {exc}")
+        return
+    names = expected_names(ctx)
+    problems.update(certificate_problems(cert, names))
+    if "self-signed" in problems:  # a self-signed leaf is also an untrusted chain: say it once
+        problems.pop("untrusted", None)
+    subject = _subject(cert)
+    if problems:
+        ctx.add(Finding.of("tls-cert-invalid",
+                           evidence=f"certificate {subject}: " + "; ".join(problems.values())))
+        ctx.failed("tls-cert-invalid")
+    else:
+        checked = f" for {', '.join(names)}" if names else ""
+        ctx.passed("tls-cert-invalid", f"certificate {subject} valid{checked}")
+
+
+def expected_names(ctx: AuditContext) -> list[str]:
+    """The names the certificate must cover: the target's host name (the MX name for --mx), or,
+    when the target is an IP address, the host name the server gives in its EHLO reply."""
+    target = ctx.target
+    if target.name:
+        return [target.name.rstrip(".")]
+    if not target.is_ip:
+        return [target.host.rstrip(".")]
+    reply = ctx.ehlo_reply
+    if reply is not None and reply.lines and reply.lines[0].split():
+        return [reply.lines[0].split()[0].rstrip(".")]
+    return []
+
+
+def certificate_problems(cert: x509.Certificate, names: list[str],
+                         now: dt.datetime | None = None) -> dict[str, str]:
+    """What is wrong with a leaf certificate on its own (dates, self-signed, key, names), as
+    problem kind -> text."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    problems: dict[str, str] = {}
+    if cert.not_valid_after_utc < now:
+        problems["expired"] = f"expired on {cert.not_valid_after_utc:%Y-%m-%d}"
+    if cert.not_valid_before_utc > now:
+        problems["not-yet-valid"] = f"not valid before {cert.not_valid_before_utc:%Y-%m-%d}"
+    if cert.issuer == cert.subject and _self_signature_ok(cert):
+        problems["self-signed"] = "self-signed"
+    weak = _weak_key(cert)
+    if weak:
+        problems["weak-key"] = weak
+    if names and not any(name_matches(cert, n) for n in names):
+        problems["name"] = (f"name mismatch (covers {', '.join(cert_names(cert)) or 'no names'}, "
+                            f"not {', '.join(names)})")
+    return problems
+
+
+def _self_signature_ok(cert: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(cert)
+    except Exception:  # InvalidSignature, or a key type cryptography cannot check
+        return False
+    return True
+
+
+def _weak_key(cert: x509.Certificate) -> str:
+    try:
+        key = cert.public_key()
+    except (ValueError, TypeError) as exc:
+        return f"unreadable public key ({exc})"
+    if isinstance(key, (rsa.RSAPublicKey, dsa.DSAPublicKey)) and key.key_size < MIN_RSA_BITS:
+        kind = "RSA" if isinstance(key, rsa.RSAPublicKey) else "DSA"
+        return f"weak key ({kind} {key.key_size} bits < {MIN_RSA_BITS})"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < MIN_EC_BITS:
+        return f"weak key (EC {key.curve.name}, {key.curve.key_size} bits)"
+    return ""
+
+
+def cert_names(cert: x509.Certificate) -> list[str]:
+    """DNS and IP names of the certificate (subjectAltName; the CN only when there is none)."""
+    try:
+        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    except x509.ExtensionNotFound:
+        return [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+    names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return names
+
+
+def name_matches(cert: x509.Certificate, name: str) -> bool:
+    """RFC 6125 matching: exact (case-insensitive) or a wildcard in the left-most label only."""
+    try:
+        wanted_ip = ipaddress.ip_address(name)
+    except ValueError:
+        wanted_ip = None
+    host = name.lower().rstrip(".")
+    for pattern in cert_names(cert):
+        if wanted_ip is not None:
+            try:
+                if ipaddress.ip_address(pattern) == wanted_ip:
+                    return True
+            except ValueError:
+                pass
+            continue
+        pattern = pattern.lower().rstrip(".")
+        if pattern == host:
+            return True
+        if pattern.startswith("*.") and "." in host:
+            label, _, rest = host.partition(".")
+            if label and rest == pattern[2:] and "." in rest:
+                return True
+    return False
+
+
+def _subject(cert: x509.Certificate) -> str:
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return f"CN={cns[0].value}" if cns else cert.subject.rfc4514_string() or "(empty subject)"

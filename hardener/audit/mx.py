@@ -1,0 +1,194 @@
+"""`--mx DOMAIN`: the SMTP servers that receive a domain's mail, as audit targets.
+
+RFC 5321 section 5.1: the MX records in preference order (lowest first), each exchange's A and AAAA
+records; a domain without MX records receives mail at its own address ("implicit MX"). RFC 7505: a
+single MX "0 ." (null MX) says the domain accepts no mail. Queries go to `--resolver ADDR[:PORT]`
+when given (dnspython's asyncio resolver), else to the system's resolvers.
+
+A domain that does not exist, or receives no mail, is bad input (InputError, exit 2); a resolver
+that does not answer is a target that could not be checked (TargetError, exit 3).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+import dns.asyncresolver
+import dns.exception
+import dns.name
+import dns.rdatatype
+import dns.resolver
+
+from hardener.audit.context import AuditTarget
+from hardener.errors import InputError, TargetError
+
+DEFAULT_PORT = 25
+DNS_PORT = 53
+
+
+@dataclass
+class MxResolution:
+    """The targets of a domain, plus notes for the report (e.g. an MX host with no address)."""
+
+    domain: str
+    targets: list[AuditTarget] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    implicit: bool = False      # no MX records: the domain's own address records were used
+
+
+def parse_resolver(text: str) -> tuple[str, int]:
+    """'ADDR', 'ADDR:PORT', '[v6]:PORT' or a bare IPv6 address -> (address, port).
+
+    InputError (field --resolver) when it is not an IP address with an optional port 1-65535.
+    """
+    spec = text.strip()
+    host, port_text = spec, ""
+    if spec.startswith("["):
+        host, _, rest = spec[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise InputError(f"{text!r} is not ADDR[:PORT]", field="--resolver")
+        port_text = rest[1:]
+    elif spec.count(":") == 1:
+        host, _, port_text = spec.partition(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise InputError(f"{host!r} is not an IP address (give the DNS server as ADDR[:PORT])",
+                         field="--resolver") from None
+    if not port_text:
+        return host, DNS_PORT
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise InputError(f"port {port_text!r} is not a number in 1-65535", field="--resolver")
+    return host, int(port_text)
+
+
+def _resolver(resolver: str | None, timeout: float) -> dns.asyncresolver.Resolver:
+    if resolver is None:
+        try:
+            res = dns.asyncresolver.Resolver()
+        except dns.resolver.NoResolverConfiguration:
+            raise InputError("no DNS resolver configured on this system; give one",
+                             field="--resolver") from None
+    else:
+        address, port = parse_resolver(resolver)
+        res = dns.asyncresolver.Resolver(configure=False)
+        res.nameservers = [address]
+        res.port = port
+    res.timeout = timeout
+    res.lifetime = timeout
+    return res
+
+
+def _domain_name(domain: str) -> dns.name.Name:
+    text = domain.strip().rstrip(".")
+    if not text:
+        raise InputError("empty domain", field="--mx")
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    else:
+        raise InputError(f"{domain!r} is an IP address, not a domain", field="--mx")
+    try:
+        return dns.name.from_text(text)
+    except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
+        raise InputError(f"{domain!r} is not a domain name: {exc}", field="--mx") from None
+
+
+async def _query(res: dns.asyncresolver.Resolver, name: dns.name.Name, rdtype: str,
+                 where: str) -> dns.resolver.Answer | None:
+    """One query; None for 'no such record' (NoAnswer). NXDOMAIN is raised to the caller;
+    a resolver failure or timeout becomes TargetError."""
+    try:
+        return await res.resolve(name, rdtype, search=False, raise_on_no_answer=True)
+    except dns.resolver.NoAnswer:
+        return None
+    except dns.resolver.NXDOMAIN:
+        raise
+    except dns.resolver.LifetimeTimeout:
+        raise TargetError(f"{where}: no answer from {_servers(res)} within {res.lifetime:g}s "
+                          f"({name.to_text(omit_final_dot=True)} {rdtype})", field="--mx") from None
+    except dns.resolver.NoNameservers as exc:
+        reason = _short(str(exc))
+        raise TargetError(f"{where}: DNS lookup of {name.to_text(omit_final_dot=True)} {rdtype} "
+                          f"failed: {reason}", field="--mx") from None
+    except dns.exception.DNSException as exc:
+        raise TargetError(f"{where}: DNS lookup of {name.to_text(omit_final_dot=True)} {rdtype} "
+                          f"failed: {_short(str(exc))}", field="--mx") from None
+
+
+def _servers(res: dns.asyncresolver.Resolver) -> str:
+    return ", ".join(f"{ns}:{res.port}" for ns in res.nameservers) or "the resolver"
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+async def _addresses(res: dns.asyncresolver.Resolver, host: dns.name.Name, where: str) -> list[str]:
+    """A then AAAA addresses of host, in the order the server gave them; [] if it has none."""
+    out: list[str] = []
+    for rdtype in ("A", "AAAA"):
+        try:
+            answer = await _query(res, host, rdtype, where)
+        except dns.resolver.NXDOMAIN:
+            return out
+        if answer is not None:
+            out.extend(r.address for r in answer)
+    return out
+
+
+async def resolve_mx_detailed(domain: str, resolver: str | None, timeout: float, *,
+                              port: int = DEFAULT_PORT) -> MxResolution:
+    """The targets for `domain` with notes; see resolve_mx()."""
+    name = _domain_name(domain)
+    shown = name.to_text(omit_final_dot=True)
+    res = _resolver(resolver, timeout)
+    out = MxResolution(shown)
+    try:
+        answer = await _query(res, name, "MX", f"--mx {shown}")
+    except dns.resolver.NXDOMAIN:
+        raise InputError(f"domain {shown} does not exist (NXDOMAIN from {_servers(res)})",
+                         field="--mx") from None
+    records = sorted(answer, key=lambda r: (r.preference, r.exchange.to_text())) if answer else []
+    if any(r.exchange == dns.name.root for r in records):
+        # RFC 7505: "0 ." (alone) declares that the domain accepts no mail.
+        raise InputError(f"domain {shown} publishes a null MX (RFC 7505: it accepts no mail); "
+                         f"there is no mail server to audit", field="--mx")
+    if not records:
+        out.implicit = True
+        addresses = await _addresses(res, name, f"--mx {shown}")
+        if not addresses:
+            raise InputError(f"domain {shown} has no MX record and no A/AAAA record: "
+                             f"no server receives its mail", field="--mx")
+        out.notes.append(f"{shown} has no MX record; auditing its own address (implicit MX, "
+                         f"RFC 5321 5.1)")
+        out.targets = [AuditTarget(a, port, name=shown) for a in addresses]
+        return out
+    for record in records:
+        exchange = record.exchange.to_text(omit_final_dot=True)
+        addresses = await _addresses(res, record.exchange, f"--mx {shown}: MX {exchange}")
+        if not addresses:
+            out.notes.append(f"MX {record.preference} {exchange} of {shown} has no A/AAAA "
+                             f"record: not audited")
+            continue
+        out.targets.extend(AuditTarget(a, port, name=exchange) for a in addresses)
+    if not out.targets:
+        raise TargetError(f"no MX host of {shown} has an address "
+                          f"({', '.join(r.exchange.to_text(omit_final_dot=True) for r in records)})",
+                          field="--mx")
+    return out
+
+
+async def resolve_mx(domain: str, resolver: str | None, timeout: float, *,
+                     port: int = DEFAULT_PORT) -> list[AuditTarget]:
+    """The SMTP servers receiving mail for `domain`, in MX preference order.
+
+    Each MX host's A and AAAA addresses become one AuditTarget each (name = the MX host name, which
+    the certificate check matches). Without MX records the domain's own addresses are used
+    (implicit MX). Raises InputError for a domain that does not exist, a null MX, or a domain
+    without any mail server; TargetError when the resolver fails or does not answer in `timeout`.
+    """
+    return (await resolve_mx_detailed(domain, resolver, timeout, port=port)).targets

@@ -1,0 +1,82 @@
+"""Option definitions shared by every reporting command: --format, --output, --fail-on.
+
+Use them as parameter annotations in a typer command:
+
+    def lint(path: Path, fmt: FormatOption = "table", output: OutputOption = None,
+             fail_on: FailOnOption = Severity.HIGH) -> None:
+        ...
+        raise typer.Exit(emit_report(report, fmt, output, fail_on))
+
+A bad value raises hardener.errors.InputError from the option's parser, which the CLI entry point
+prints as one line ('hardener: error: --format: ...') with exit code 2, before the command runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hardener.controls import Severity
+from hardener.errors import InputError
+from hardener.report.output import FORMATS, check_output_path
+
+SEVERITY_LABELS = tuple(s.label for s in Severity)
+
+
+def parse_format(value: Any, allowed: tuple[str, ...] = FORMATS, option: str = "--format") -> str:
+    """The format name `value`, lowercased; InputError naming the allowed formats otherwise."""
+    text = str(value).strip().lower()
+    if text not in allowed:
+        raise InputError(f"unknown format {str(value)!r} (one of: {', '.join(allowed)})", field=option)
+    return text
+
+
+def parse_severity(value: Any, option: str = "--fail-on") -> Severity:
+    """A Severity from its name (info, low, medium, high, critical); InputError otherwise."""
+    if isinstance(value, Severity):
+        return value
+    try:
+        return Severity.parse(str(value))
+    except ValueError as err:
+        raise InputError(str(err), field=option) from None
+
+
+def parse_output(value: Any, option: str = "--output") -> Path | None:
+    """The --output path, checked early so a long audit does not end in an unwritable file."""
+    if value is None or isinstance(value, Path) and str(value) == "":
+        return None
+    path = Path(value)
+    check_output_path(path, option)
+    return path
+
+
+def format_option(allowed: tuple[str, ...] = FORMATS, help_text: str | None = None) -> Any:
+    """An Annotated --format option accepting only `allowed` (e.g. ("table", "json", "markdown"))."""
+    return Annotated[str, typer.Option(
+        "--format",
+        parser=lambda v: parse_format(v, allowed),
+        metavar="FORMAT",
+        help=help_text or f"Output format: {', '.join(allowed)}.",
+        show_default=True,
+    )]
+
+
+FormatOption = format_option(
+    FORMATS, "Report format: table (default; plain text when not a terminal), json, sarif, junit, markdown.")
+
+OutputOption = Annotated[Path | None, typer.Option(
+    "--output",
+    parser=parse_output,
+    metavar="FILE",
+    help="Write the report to FILE (atomically) instead of standard output.",
+)]
+
+FailOnOption = Annotated[Severity, typer.Option(
+    "--fail-on",
+    parser=parse_severity,
+    metavar="SEVERITY",
+    help="Exit 1 when a finding is at or above this severity: info, low, medium, high, critical.",
+    show_default=True,
+)]

@@ -1,0 +1,143 @@
+"""tls-cert-invalid: the server certificate named in main.cf, read with `cryptography`.
+
+Judged: expired or not yet valid, self-signed, a name that does not cover myhostname (subject
+alternative names, the common name only when there are none; `*.` wildcards match one label), and a
+weak key (RSA or DSA under 2048 bits, EC under 256). A file that cannot be read is not guessed at: the
+check says which file and why, and is recorded as skipped when nothing else could be checked.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.x509.oid import NameOID
+
+from hardener.lint.base import LintContext, Skip, finding
+from hardener.lint.tls import certificate_parameters, security_level
+from hardener.report.model import Finding
+
+MIN_RSA_BITS = 2048
+MIN_EC_BITS = 256
+
+
+def _leaf(path: Path) -> x509.Certificate | None:
+    """The first certificate in a PEM file (a chain file may hold the key before it).
+
+    None for a file holding only a private key (smtpd_tls_chain_files may list the key separately).
+    """
+    data = path.read_bytes()
+    certs = x509.load_pem_x509_certificates(data) if b"-----BEGIN CERTIFICATE" in data else []
+    if not certs:
+        if b"PRIVATE KEY-----" in data:
+            return None
+        raise ValueError("no PEM certificate in the file")
+    return certs[0]
+
+
+def _names(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        return [n.lower() for n in san.get_values_for_type(x509.DNSName)]
+    except x509.ExtensionNotFound:
+        return [str(a.value).lower() for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+
+
+def name_matches(pattern: str, host: str) -> bool:
+    """RFC 6125 matching: exact, or `*.example.com` covering exactly one label."""
+    pattern, host = pattern.rstrip(".").lower(), host.rstrip(".").lower()
+    if pattern == host:
+        return True
+    if pattern.startswith("*.") and "." in host:
+        return host.split(".", 1)[1] == pattern[2:]
+    return False
+
+
+def _self_signed(cert: x509.Certificate) -> bool:
+    if cert.issuer != cert.subject:
+        return False
+    key = cert.public_key()
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
+                       cert.signature_hash_algorithm)  # type: ignore[arg-type]
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes,
+                       ec.ECDSA(cert.signature_hash_algorithm))  # type: ignore[arg-type]
+        elif isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+            key.verify(cert.signature, cert.tbs_certificate_bytes)
+        else:
+            return True
+    except Exception:
+        return False
+    return True
+
+
+def _weak_key(cert: x509.Certificate) -> str | None:
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        return f"RSA key of {key.key_size} bits (under {MIN_RSA_BITS})"
+    if isinstance(key, dsa.DSAPublicKey):
+        return f"DSA key of {key.key_size} bits (DSA is deprecated)"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < MIN_EC_BITS:
+        return f"EC key on {key.curve.name} ({key.curve.key_size} bits, under {MIN_EC_BITS})"
+    return None
+
+
+def certificate_problems(cert: x509.Certificate, hostname: str, now: datetime) -> list[str]:
+    """Every problem of `cert` for a server called `hostname` at time `now`."""
+    problems = []
+    not_after = cert.not_valid_after_utc
+    not_before = cert.not_valid_before_utc
+    if now > not_after:
+        problems.append(f"expired on {not_after:%Y-%m-%d %H:%M} UTC")
+    if now < not_before:
+        problems.append(f"not valid before {not_before:%Y-%m-%d %H:%M} UTC")
+    if _self_signed(cert):
+        problems.append(f"self-signed (issuer = subject = {cert.subject.rfc4514_string()})")
+    names = _names(cert)
+    if hostname and not any(name_matches(n, hostname) for n in names):
+        problems.append(f"names {', '.join(names) or '(none)'} do not cover myhostname {hostname}")
+    weak = _weak_key(cert)
+    if weak:
+        problems.append(weak)
+    return problems
+
+
+def check_certificate(ctx: LintContext) -> list[Finding]:
+    """tls-cert-invalid: problems of every certificate file the SMTP server would load."""
+    if security_level(ctx)[0] == "none":
+        raise Skip("TLS is off (starttls-missing covers it)")
+    names = certificate_parameters(ctx)
+    if not names:
+        raise Skip("no certificate configured (starttls-missing covers it)")
+    hostname = ctx.value("myhostname").strip()
+    now = ctx.now if ctx.now.tzinfo else ctx.now.replace(tzinfo=timezone.utc)
+    found: list[Finding] = []
+    unread: list[str] = []
+    for name in names:
+        for file in ctx.words(name):
+            path = Path(file)
+            try:
+                cert = _leaf(path)
+            except (OSError, ValueError) as err:
+                reason = getattr(err, "strerror", None) or str(err)
+                unread.append(f"{file} ({name}): {reason}")
+                continue
+            if cert is None:
+                continue
+            problems = certificate_problems(cert, hostname, now)
+            if problems:
+                found.append(finding(ctx, "tls-cert-invalid", name,
+                                     f"{ctx.describe(name)}: certificate {file} is "
+                                     + "; ".join(problems)))
+    if unread and not found:
+        raise Skip("cannot read " + "; ".join(unread))
+    if unread:
+        found[0].detail = "Not checked: " + "; ".join(unread)
+    return found
+
+
+CHECKS = {"tls-cert-invalid": check_certificate}

@@ -1,0 +1,364 @@
+"""cleanup: the only writer of queue files.
+
+A message arrives as chunks (from smtpd while the client sends it, or from pickup). The writer streams
+it to tmp/QID, never holding more than the header block in memory; commit() fsyncs the file,
+renames it into incoming/ and fsyncs incoming/ before the caller may answer 250. Concurrent commits
+share directory fsyncs (group commit): every rename that happened before an fsync of incoming/ started
+is made durable by it.
+
+SECURITY: trusts its caller (smtpd or pickup, in the same process) for the envelope, nothing in the
+content. Runs as the mail owner after the privilege drop. Writes only under queue_directory tmp/ and
+incoming/. Any write error (disk full included) raises CleanupError, removes the temporary file and
+leaves nothing in incoming/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import itertools
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from hardener.mta.maillog import get_logger
+from hardener.mta.queue_file import Envelope, Recipient, format_envelope
+from hardener.mta.queue_layout import QueueLayout, fsync_dir
+
+log = get_logger("cleanup")
+
+HEADER_LIMIT = 102400  # Postfix's header_size_limit: more than this is body
+_SIZE_WIDTH = 20  # the size field is written zero-padded, then patched in place at commit
+_counter = itertools.count(secrets.randbelow(4096))
+
+
+class CleanupError(Exception):
+    """The message could not be queued (disk full, I/O error): the client gets 451 4.3.0."""
+
+
+def new_queue_id() -> str:
+    """A fresh queue id: microseconds since the epoch (12 hex), a counter and random bits (5 hex).
+
+    The counter makes ids from one process unique even within one microsecond; the time keeps them
+    unique across restarts; the random part keeps two processes apart.
+    """
+    micros = time.time_ns() // 1000
+    tail = ((next(_counter) & 0xFFF) << 8) | secrets.randbits(8)
+    return f"{micros & 0xFFFFFFFFFFFF:012X}{tail:05X}"
+
+
+@dataclass(frozen=True)
+class CleanupSettings:
+    """What cleanup needs from main.cf."""
+
+    myhostname: str
+    myorigin: str
+    header_limit: int = HEADER_LIMIT
+
+
+class _DirSyncer:
+    """Group commit of directory fsyncs: callers that arrive while one runs share the next one."""
+
+    def __init__(self, path: Path, executor: ThreadPoolExecutor) -> None:
+        self.path = path
+        self.executor = executor
+        self.waiting: list[asyncio.Future[None]] = []
+        self.running = False
+
+    async def sync(self) -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self.waiting.append(fut)
+        if not self.running:
+            self.running = True
+            loop.create_task(self._run())
+        await fut
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting, []
+                error: BaseException | None = None
+                try:
+                    await loop.run_in_executor(self.executor, fsync_dir, self.path)
+                except OSError as exc:
+                    error = exc
+                for fut in batch:
+                    if fut.done():
+                        continue
+                    if error is None:
+                        fut.set_result(None)
+                    else:
+                        fut.set_exception(error)
+        finally:
+            self.running = False
+
+
+class Cleanup:
+    """Queue file writer shared by smtpd and pickup (one per daemon)."""
+
+    def __init__(self, layout: QueueLayout, settings: CleanupSettings,
+                 on_commit: Callable[[str], None] | None = None, *, fsync_threads: int = 32) -> None:
+        self.layout = layout
+        self.settings = settings
+        self.on_commit = on_commit
+        self.executor = ThreadPoolExecutor(max_workers=fsync_threads,
+                                           thread_name_prefix="cleanup-fsync")
+        self._incoming_sync = _DirSyncer(layout.dir("incoming"), self.executor)
+
+    def begin(self, sender: str, recipients: Iterable[Recipient | str], *,
+              client: tuple[str, str] = ("localhost", "127.0.0.1"), helo: str = "",
+              protocol: str = "ESMTP", local_submission: bool = False,
+              flags: Iterable[str] = (), queue_id: str | None = None,
+              full_name: str | None = None, submitter: str | None = None) -> "CleanupWriter":
+        """Start a queue file; raises CleanupError if the temporary file cannot be created.
+
+        `queue_id` lets smtpd use the id it already logged; `full_name` (sendmail -F) and
+        `submitter` (the local user) only matter with local_submission.
+        """
+        rcpts = [r if isinstance(r, Recipient) else Recipient(r) for r in recipients]
+        if not rcpts:
+            raise ValueError("a message needs at least one recipient")
+        env = Envelope(queue_id=queue_id or new_queue_id(), arrival=time.time(), sender=sender,
+                       recipients=rcpts, client_name=client[0], client_address=client[1],
+                       helo=helo, protocol=protocol, size=0, flags=frozenset(flags))
+        return CleanupWriter(self, env, local_submission, full_name, submitter)
+
+    def close(self) -> None:
+        """Stop the fsync threads (daemon shutdown)."""
+        self.executor.shutdown(wait=True)
+
+
+class CleanupWriter:
+    """One message being written; use write() for content chunks, then commit() or abort()."""
+
+    def __init__(self, cleanup: Cleanup, env: Envelope, local_submission: bool,
+                 full_name: str | None, submitter: str | None) -> None:
+        self.cleanup = cleanup
+        self.env = env
+        self.local = local_submission
+        self.full_name = full_name
+        self.submitter = submitter
+        self.queue_id = env.queue_id
+        self.tmp_path = cleanup.layout.path("tmp", self.queue_id)
+        self.size = 0
+        self.message_id: str | None = None
+        self._headers_done = False
+        self._header_buf = bytearray()
+        self._cr_pending = False
+        self._closed = False
+        header = format_envelope(env).replace(b"size: 0\n", b"size: " + b"0" * _SIZE_WIDTH + b"\n")
+        self._size_offset = header.index(b"size: ") + len(b"size: ")
+        try:
+            self.fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                              0o600)
+        except OSError as exc:
+            raise CleanupError(f"create {self.tmp_path.name}: {exc.strerror}") from exc
+        try:
+            self._write_all(header)
+        except CleanupError:
+            self._discard()
+            raise
+        self._content_start = len(header)
+
+    # -- content ---------------------------------------------------------------------------------
+
+    async def write(self, chunk: bytes) -> None:
+        """Append content (LF line endings, dot-unstuffed); header block is held until complete."""
+        if self._closed:
+            raise CleanupError("write after commit/abort")
+        if self.local:
+            chunk = self._normalise_local(chunk)
+        if self._headers_done:
+            self._write_content(chunk)
+            return
+        self._header_buf += chunk
+        end = self._header_end()
+        if end is not None:
+            self._flush_headers(end)
+        elif len(self._header_buf) > self.cleanup.settings.header_limit:
+            self._flush_headers(len(self._header_buf))
+
+    def _normalise_local(self, chunk: bytes) -> bytes:
+        # sendmail input: CRLF and bare LF both mean end of line; on disk it is LF
+        if self._cr_pending:
+            chunk = b"\r" + chunk
+            self._cr_pending = False
+        if chunk.endswith(b"\r"):
+            chunk = chunk[:-1]
+            self._cr_pending = True
+        return chunk.replace(b"\r\n", b"\n")
+
+    def _header_end(self) -> int | None:
+        """Offset just past the header block in _header_buf, or None if it may continue."""
+        buf = self._header_buf
+        pos = 0
+        while True:
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                return None
+            line = bytes(buf[pos:nl])
+            if not line:
+                return pos  # the empty line separating header and body stays in the body
+            if pos > 0 and line[:1] in (b" ", b"\t"):
+                pos = nl + 1
+                continue
+            name, colon, _ = line.partition(b":")
+            if not colon or not name or any(c <= 32 or c >= 127 for c in name):
+                return pos  # not a header line: the body starts here (Postfix does the same)
+            pos = nl + 1
+
+    def _flush_headers(self, end: int) -> None:
+        block = bytes(self._header_buf[:end])
+        rest = bytes(self._header_buf[end:])
+        self._header_buf = bytearray()
+        self._headers_done = True
+        headers = _split_headers(block)
+        names = {name.lower() for name, _ in headers}
+        for name, raw in headers:
+            if name.lower() == "message-id" and self.message_id is None:
+                self.message_id = raw.split(b":", 1)[1].strip().decode("ascii", "replace")
+        out = [self._received_header()]
+        if self.local:
+            out += [raw for name, raw in headers if name.lower() != "bcc"]
+            out += self._missing_headers(names)
+        else:
+            out += [raw for _, raw in headers]
+        self._write_content(b"".join(out) + rest)
+
+    def _received_header(self) -> bytes:
+        env = self.env
+        s = self.cleanup.settings
+        date = email.utils.formatdate(env.arrival, localtime=True)
+        if self.local:
+            who = f" (hardener, from userid {self.submitter})" if self.submitter else ""
+            text = f"Received: by {s.myhostname}{who}\n\tid {env.queue_id}; {date}\n"
+        else:
+            helo = _printable(env.helo) or _printable(env.client_name)
+            text = (f"Received: from {helo} ({_printable(env.client_name)} "
+                    f"[{_printable(env.client_address)}])\n"
+                    f"\tby {s.myhostname} with {env.protocol} id {env.queue_id}")
+            if len(env.recipients) == 1:
+                text += f"\n\tfor <{_printable(env.recipients[0].address)}>"
+            text += f"; {date}\n"
+        return text.encode("ascii", "replace")
+
+    def _missing_headers(self, names: set[str]) -> list[bytes]:
+        # As Postfix's cleanup does for local submissions (always_add_missing_headers).
+        s = self.cleanup.settings
+        added: list[bytes] = []
+        if "date" not in names and "resent-date" not in names:
+            added.append(f"Date: {email.utils.formatdate(self.env.arrival, localtime=True)}\n"
+                         .encode())
+        if "message-id" not in names and "resent-message-id" not in names:
+            stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(self.env.arrival))
+            self.message_id = f"<{stamp}.{self.env.queue_id}@{s.myhostname}>"
+            added.append(f"Message-Id: {self.message_id}\n".encode())
+        if "from" not in names and "resent-from" not in names:
+            sender = self.env.sender or f"MAILER-DAEMON@{s.myorigin}"
+            if "@" not in sender:
+                sender = f"{sender}@{s.myorigin}"
+            name = f" ({_printable(self.full_name)})" if self.full_name else ""
+            added.append(f"From: {_printable(sender)}{name}\n".encode("ascii", "replace"))
+        return added
+
+    def _write_content(self, data: bytes) -> None:
+        if data:
+            self._write_all(data)
+            self.size += len(data)
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self.fd, view)
+                view = view[n:]
+        except OSError as exc:
+            raise CleanupError(f"write {self.queue_id}: {exc.strerror}") from exc
+
+    # -- end -------------------------------------------------------------------------------------
+
+    async def commit(self) -> str:
+        """Make the message durable in incoming/ and return its queue id (CleanupError on failure)."""
+        if self._closed:
+            raise CleanupError("commit after commit/abort")
+        cleanup = self.cleanup
+        loop = asyncio.get_running_loop()
+        try:
+            if self._cr_pending:
+                self._cr_pending = False
+                self._write_content(b"\n")
+            if not self._headers_done:
+                self._flush_headers(len(self._header_buf) if self._header_end() is None
+                                    else self._header_end() or 0)
+            size_field = str(self.size).rjust(_SIZE_WIDTH, "0").encode()
+            try:
+                os.pwrite(self.fd, size_field, self._size_offset)
+                await loop.run_in_executor(cleanup.executor, os.fsync, self.fd)
+            except OSError as exc:
+                raise CleanupError(f"write {self.queue_id}: {exc.strerror}") from exc
+            os.close(self.fd)
+            self.fd = -1
+            target = cleanup.layout.path("incoming", self.queue_id)
+            try:
+                os.rename(self.tmp_path, target)
+            except OSError as exc:
+                raise CleanupError(f"rename {self.queue_id}: {exc.strerror}") from exc
+            try:
+                await cleanup._incoming_sync.sync()
+            except OSError as exc:
+                # Not durable: take it back out of incoming/ so the client's retry is the only copy.
+                try:
+                    os.rename(target, self.tmp_path)
+                except OSError:
+                    pass
+                raise CleanupError(f"fsync incoming: {exc.strerror}") from exc
+        except BaseException:
+            self._discard()
+            raise
+        self._closed = True
+        if self.message_id:
+            log.info(f"{self.queue_id}: message-id={self.message_id}")
+        if cleanup.on_commit is not None:
+            cleanup.on_commit(self.queue_id)
+        return self.queue_id
+
+    async def abort(self) -> None:
+        """Throw the message away (client gone, size exceeded, rejected)."""
+        self._discard()
+
+    def _discard(self) -> None:
+        self._closed = True
+        if self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = -1
+        try:
+            os.unlink(self.tmp_path)
+        except OSError:
+            pass
+
+
+def _split_headers(block: bytes) -> list[tuple[str, bytes]]:
+    """(name, raw bytes including continuation lines) for each header in `block`."""
+    headers: list[tuple[str, bytearray]] = []
+    for line in block.splitlines(keepends=True):
+        if headers and line[:1] in (b" ", b"\t"):
+            headers[-1][1].extend(line)
+        else:
+            name = line.split(b":", 1)[0].decode("ascii", "replace")
+            headers.append((name, bytearray(line)))
+    return [(name, bytes(raw)) for name, raw in headers]
+
+
+def _printable(text: str | None) -> str:
+    if not text:
+        return ""
+    return "".join(c if c.isprintable() and c not in "\r\n" else "?" for c in text)

@@ -1,0 +1,140 @@
+"""Mail log in Postfix's line format, shared by every MTA component.
+
+    Nov 25 17:26:43 mx hardener/smtpd[1234]: connect from client.example[192.0.2.1]
+
+Destinations (any combination): a file (main.cf maillog_file), syslog (/dev/log, facility mail),
+stderr. Every component gets its logger with `get_logger("smtpd")`; `configure()` is called once by
+the daemon. Warnings are logged as "warning: ...", as Postfix does, so log tools count them.
+
+SECURITY: logs text that came from the network (addresses, HELO names); `_clean()` replaces control
+characters so a client cannot forge log lines.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+from typing import TextIO
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_FACILITY_MAIL = 2 << 3
+_SEVERITY = {"info": 6, "warning": 4, "error": 3, "fatal": 2, "panic": 0}
+
+
+class _Sink:
+    """Where log lines go; one per process, shared by every component's MailLog."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.hostname = socket.gethostname().split(".")[0]
+        self.syslog_name = "hardener"
+        self.file: TextIO | None = None
+        self.file_path: str | None = None
+        self.to_stderr = False
+        self.syslog_sock: socket.socket | None = None
+
+    def emit(self, component: str, severity: str, text: str) -> None:
+        now = time.time()
+        tm = time.localtime(now)
+        stamp = f"{_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} {tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
+        tag = f"{self.syslog_name}/{component}[{os.getpid()}]"
+        line = f"{stamp} {self.hostname} {tag}: {text}"
+        with self.lock:
+            if self.file is not None:
+                try:
+                    self.file.write(line + "\n")
+                    self.file.flush()
+                except OSError:
+                    pass
+            if self.to_stderr:
+                try:
+                    sys.stderr.write(line + "\n")
+                    sys.stderr.flush()
+                except OSError:
+                    pass
+            if self.syslog_sock is not None:
+                pri = _FACILITY_MAIL | _SEVERITY.get(severity, 6)
+                msg = f"<{pri}>{stamp} {tag}: {text}".encode("utf-8", "replace")
+                try:
+                    self.syslog_sock.send(msg)
+                except OSError:
+                    pass
+
+
+_sink = _Sink()
+
+
+def _clean(text: str) -> str:
+    # Postfix prints control characters in log lines as '?'
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+class MailLog:
+    """Logger of one component (smtpd, cleanup, qmgr, smtp, local, bounce, pickup, master)."""
+
+    def __init__(self, component: str) -> None:
+        self.component = component
+
+    def info(self, text: str) -> None:
+        """Log `text` as is (Postfix's msg_info)."""
+        _sink.emit(self.component, "info", _clean(text))
+
+    def warning(self, text: str) -> None:
+        """Log 'warning: text'."""
+        _sink.emit(self.component, "warning", "warning: " + _clean(text))
+
+    def error(self, text: str) -> None:
+        """Log 'error: text'."""
+        _sink.emit(self.component, "error", "error: " + _clean(text))
+
+    def fatal(self, text: str) -> None:
+        """Log 'fatal: text' (the caller exits)."""
+        _sink.emit(self.component, "fatal", "fatal: " + _clean(text))
+
+
+def get_logger(component: str) -> MailLog:
+    """The logger for `component` (e.g. "smtpd"): lines read hardener/smtpd[PID]: ..."""
+    return MailLog(component)
+
+
+def configure(*, maillog_file: str | None = None, use_syslog: bool = False,
+              use_stderr: bool = False, hostname: str | None = None,
+              syslog_name: str = "hardener") -> None:
+    """Set where log lines go. Re-callable (reload); opens the file in append mode.
+
+    The file is opened before the privilege drop, so it may stay root-owned.
+    """
+    with _sink.lock:
+        if _sink.file is not None and maillog_file != _sink.file_path:
+            _sink.file.close()
+            _sink.file = None
+        if maillog_file and _sink.file is None:
+            _sink.file = open(maillog_file, "a", encoding="utf-8", errors="replace")
+            _sink.file_path = maillog_file
+        _sink.to_stderr = use_stderr
+        if use_syslog and _sink.syslog_sock is None:
+            try:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sock.connect("/dev/log")
+                _sink.syslog_sock = sock
+            except OSError:
+                _sink.syslog_sock = None
+        elif not use_syslog and _sink.syslog_sock is not None:
+            _sink.syslog_sock.close()
+            _sink.syslog_sock = None
+        if hostname:
+            _sink.hostname = hostname.split(".")[0]
+        _sink.syslog_name = syslog_name
+
+
+def reopen() -> None:
+    """Reopen the log file (after rotation)."""
+    with _sink.lock:
+        if _sink.file is not None and _sink.file_path:
+            _sink.file.close()
+            _sink.file = open(_sink.file_path, "a", encoding="utf-8", errors="replace")

@@ -1,0 +1,393 @@
+"""The MTA's typed view of main.cf and master.cf, validated at load.
+
+Every parameter the daemon honours is read here, through hardener.postfix (the project's one parser),
+and checked: a value the daemon cannot honour (an unknown restriction, a listen address no interface
+holds, a bad number) raises ConfigError naming file, line and parameter, so `hardener mta serve`
+refuses to start with one line and exit 2.
+
+SECURITY: reads configuration files owned by root; runs before the privilege drop.
+Sections: FRONT (smtpd, cleanup, daemon) and BACK (qmgr, delivery: appended at the end).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import pwd
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hardener.errors import ConfigError
+from hardener.postfix.maincf import MainCf, load_main_cf
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Restriction names smtpd implements (relay_policy.py); anything else refuses to start.
+KNOWN_RESTRICTIONS = frozenset({
+    "permit", "reject", "defer", "permit_mynetworks", "permit_sasl_authenticated",
+    "reject_unauth_destination", "defer_unauth_destination", "reject_unauth_pipelining",
+    "reject_non_fqdn_recipient", "reject_non_fqdn_sender", "reject_unlisted_recipient",
+    "reject_invalid_helo_hostname", "reject_non_fqdn_helo_hostname", "permit_auth_destination",
+    "reject_unknown_recipient_domain_syntax",
+})
+RESTRICTION_LISTS = ("smtpd_client_restrictions", "smtpd_helo_restrictions",
+                     "smtpd_sender_restrictions", "smtpd_relay_restrictions",
+                     "smtpd_recipient_restrictions", "smtpd_data_restrictions")
+DEFAULT_SESSION_LIMIT = 3600  # seconds; hardener_smtpd_session_limit overrides
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One smtpd listening socket from master.cf (service name resolved to address and port)."""
+
+    address: str
+    port: int
+    service: str
+    process_limit: int
+
+
+@dataclass
+class MtaSettings:
+    """Everything the daemon needs, typed and validated."""
+
+    config_dir: Path
+    main: MainCf
+    master: Any
+    myhostname: str
+    mydomain: str
+    myorigin: str
+    mydestination: list[str]
+    relay_domains: list[str]
+    mynetworks: list[Network]
+    inet_interfaces: list[str]
+    local_addresses: list[str]
+    listeners: list[Listener]
+    queue_directory: Path
+    mail_owner: str
+    smtpd_banner: str
+    helo_required: bool
+    disable_vrfy: bool
+    restrictions: dict[str, list[str]]
+    message_size_limit: int
+    recipient_limit: int
+    line_length_limit: int
+    bare_newline: str  # "normalize" or "reject"
+    bare_newline_exclusions: list[Network]
+    bare_newline_reject_code: int
+    conn_count_limit: int
+    conn_rate_limit: int
+    rate_time_unit: int
+    event_limit_exceptions: list[Network]
+    smtpd_timeout: int
+    session_limit: int
+    process_limit: int
+    alias_maps: list[str]
+    local_recipient_maps: list[str]
+    reject_unlisted_recipient: bool
+    unknown_local_recipient_reject_code: int
+    relay_domains_reject_code: int
+    allow_percent_hack: bool
+    swap_bangpath: bool
+    resolve_dequoted_address: bool
+    resolve_null_domain: bool
+    recipient_delimiter: str
+    append_at_myorigin: bool
+    append_dot_mydomain: bool
+    error_sleep_time: int
+    soft_error_limit: int
+    hard_error_limit: int
+    maillog_file: str
+    syslog_name: str
+    extra: dict[str, Any] = field(default_factory=dict)  # BACK's typed settings live here
+
+    def where(self, name: str) -> tuple[str, int | None]:
+        """(file, line) of parameter `name` for error messages."""
+        loc = self.main.location(name)
+        return (loc.file, loc.line) if loc else (self.main.filename, None)
+
+
+def _error(main: MainCf, name: str, message: str) -> ConfigError:
+    loc = main.location(name)
+    return ConfigError(message, file=loc.file if loc else main.filename,
+                       line=loc.line if loc else None, field=name)
+
+
+def _networks(main: MainCf, name: str) -> list[Network]:
+    """An address list such as mynetworks (CIDR, [v6]/len, bare addresses)."""
+    nets: list[Network] = []
+    for item in main.get_list(name):
+        text = item
+        if text.startswith("!"):
+            raise _error(main, name, f"negated entry {item!r} is not supported")
+        if ":" in text and text.startswith("["):
+            text = text.replace("[", "").replace("]", "")
+        if "/" in text and not text.split("/")[0]:
+            raise _error(main, name, f"malformed network {item!r}")
+        if text.startswith("/") or ":" in text.split("/")[0] and text.count(":") == 1:
+            raise _error(main, name, f"table {item!r} is not supported in {name}")
+        try:
+            nets.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise _error(main, name, f"malformed network {item!r}") from None
+    return nets
+
+
+def _int(main: MainCf, name: str, minimum: int = 0) -> int:
+    value = main.get_int(name)
+    if value < minimum:
+        raise _error(main, name, f"must be at least {minimum}, not {value}")
+    return value
+
+
+def _listen_addresses(main: MainCf, families: tuple[int, ...]) -> tuple[list[str], list[str]]:
+    """(addresses to bind for inet_interfaces, every local interface address)."""
+    from hardener.postfix.interfaces import local_interfaces
+
+    local = [str(i.ip) for i in local_interfaces(families)]
+    wanted: list[str] = []
+    for item in main.get_list("inet_interfaces"):
+        low = item.lower()
+        if low == "all":
+            fam_any = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
+            return [fam_any[f] for f in families], local
+        if low in ("loopback-only", "localhost"):
+            wanted += [a for a in ("127.0.0.1", "::1") if a in local]
+            continue
+        addr = item.strip("[]")
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            try:
+                ip = ipaddress.ip_address(socket.gethostbyname(addr))
+            except (OSError, ValueError):
+                raise _error(main, "inet_interfaces", f"cannot resolve {item!r}") from None
+        if str(ip) not in local:
+            raise _error(main, "inet_interfaces",
+                         f"address {ip} is not configured on any interface")
+        wanted.append(str(ip))
+    if not wanted:
+        raise _error(main, "inet_interfaces", "no listen address")
+    return wanted, local
+
+
+@dataclass(frozen=True)
+class _InterimService:
+    name: str
+    type: str
+    private: str
+    unpriv: str
+    chroot: str
+    wakeup: str
+    maxproc: str
+    command: str
+    line: int
+
+
+def _master_services(config_dir: Path) -> Any:
+    path = config_dir / "master.cf"
+    try:
+        from hardener.postfix.mastercf import load_master_cf  # type: ignore[import-not-found]
+    except ImportError:
+        load_master_cf = None
+    if load_master_cf is not None:
+        return load_master_cf(path)
+    # Interim reader until hardener.postfix.mastercf lands (it is being written in parallel).
+    services = []
+    logical: list[tuple[int, str]] = []
+    for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0] in " \t" and logical:
+            logical[-1] = (logical[-1][0], logical[-1][1] + " " + line.strip())
+        else:
+            logical.append((n, line.strip()))
+    for n, text in logical:
+        f = text.split()
+        if len(f) < 8:
+            raise ConfigError("expected 8 fields", file=str(path), line=n)
+        services.append(_InterimService(f[0], f[1], f[2], f[3], f[4], f[5], f[6],
+                                        " ".join(f[7:]), n))
+    return services
+
+
+def _listeners(main: MainCf, master: Any, inet_addrs: list[str], local: list[str]) -> list[Listener]:
+    result: list[Listener] = []
+    default_limit = _int(main, "default_process_limit", 1)
+    for svc in getattr(master, "services", master):
+        if svc.type != "inet" or (svc.command.split() or [""])[0] != "smtpd":
+            continue
+        host, sep, port_text = svc.name.rpartition(":")
+        if not sep:
+            host, port_text = "", svc.name
+        try:
+            port = int(port_text) if port_text.isdigit() else socket.getservbyname(port_text, "tcp")
+        except OSError:
+            raise ConfigError(f"unknown service port {port_text!r}", file="master.cf",
+                              field=svc.name) from None
+        limit = getattr(svc, "maxproc", None) or getattr(svc, "process_limit", None)
+        try:
+            limit = int(limit) if limit not in (None, "-") else default_limit
+        except ValueError:
+            limit = default_limit
+        if host:
+            addr = host.strip("[]")
+            if addr not in local and addr not in ("0.0.0.0", "::"):
+                line = getattr(svc, "line", None)
+                raise ConfigError(f"listen address {addr} is not configured on any interface",
+                                  file="master.cf", line=line, field=svc.name)
+            result.append(Listener(addr, port, svc.name, limit or default_limit))
+        else:
+            for addr in inet_addrs:
+                result.append(Listener(addr, port, svc.name, limit or default_limit))
+    if not result:
+        raise ConfigError("no smtpd service of type inet", file="master.cf")
+    return result
+
+
+def _restrictions(main: MainCf) -> dict[str, list[str]]:
+    lists: dict[str, list[str]] = {}
+    for name in RESTRICTION_LISTS:
+        items = [i.lower() for i in main.get_list(name)]
+        for item in items:
+            if item not in KNOWN_RESTRICTIONS:
+                raise _error(main, name, f"unknown or unsupported restriction {item!r}")
+        lists[name] = items
+    if main.compatibility_level == "0" and not main.is_set("smtpd_relay_restrictions"):
+        lists["smtpd_relay_restrictions"] = []
+    if not any(r in ("reject_unauth_destination", "defer_unauth_destination", "reject", "defer")
+               for r in lists["smtpd_relay_restrictions"] + lists["smtpd_recipient_restrictions"]):
+        raise _error(main, "smtpd_recipient_restrictions",
+                     "neither smtpd_relay_restrictions nor smtpd_recipient_restrictions has "
+                     "reject_unauth_destination, defer_unauth_destination, reject or defer "
+                     "(an open relay)")
+    return lists
+
+
+def _bare_newline(main: MainCf) -> str:
+    value = main.get("smtpd_forbid_bare_newline").lower()
+    # hardener never ends DATA on a non-standard end-of-data form: 'no' behaves as normalize.
+    mapping = {"no": "normalize", "normalize": "normalize", "yes": "normalize", "reject": "reject"}
+    if value not in mapping:
+        raise _error(main, "smtpd_forbid_bare_newline", f"unknown value {value!r}")
+    return mapping[value]
+
+
+def _check_unsupported(main: MainCf) -> None:
+    """Security-relevant features this part of the daemon cannot honour: refuse, don't ignore."""
+    if main.is_set("smtpd_sasl_auth_enable") and main.get_bool("smtpd_sasl_auth_enable"):
+        raise _error(main, "smtpd_sasl_auth_enable", "SASL AUTH is not supported yet")
+    level = main.get("smtpd_tls_security_level").lower()
+    if level not in ("", "none", "may", "encrypt"):
+        raise _error(main, "smtpd_tls_security_level", f"unknown value {level!r}")
+    if level == "encrypt":
+        raise _error(main, "smtpd_tls_security_level",
+                     "encrypt (mandatory STARTTLS) is not supported yet")
+    if main.is_set("smtpd_enforce_tls") and main.get_bool("smtpd_enforce_tls"):
+        raise _error(main, "smtpd_enforce_tls", "mandatory STARTTLS is not supported yet")
+
+
+def _domains(main: MainCf, name: str) -> list[str]:
+    out = []
+    for item in main.get_list(name):
+        if ":" in item and not item.startswith("["):
+            from hardener.postfix import tables  # type: ignore[attr-defined]
+
+            try:
+                table = tables.read_table(item)
+            except Exception as exc:  # the parser raises ConfigError/InputError with details
+                raise _error(main, name, f"cannot read table {item!r}: {exc}") from None
+            out += [k.lower() for k in (table.keys() if hasattr(table, "keys") else table)]
+        else:
+            out.append(item.lower().rstrip("."))
+    return out
+
+
+def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
+    """Read and validate DIR/main.cf and DIR/master.cf (ConfigError on anything unusable)."""
+    config_dir = Path(config_dir)
+    main = load_main_cf(config_dir / "main.cf")
+    if not (config_dir / "master.cf").is_file():
+        raise ConfigError("cannot read master.cf: no such file", file=str(config_dir / "master.cf"))
+    master = _master_services(config_dir)
+    _check_unsupported(main)
+    from hardener.postfix.defaults import protocol_families
+
+    try:
+        families = protocol_families(main.get("inet_protocols"))
+    except ValueError as exc:
+        raise _error(main, "inet_protocols", str(exc)) from None
+    inet_addrs, local = _listen_addresses(main, families)
+    mail_owner = main.get("mail_owner")
+    try:
+        pwd.getpwnam(mail_owner)
+    except KeyError:
+        raise _error(main, "mail_owner", f"no such user {mail_owner!r}") from None
+    banner = main.get("smtpd_banner")
+    if not banner.strip():
+        raise _error(main, "smtpd_banner", "empty banner")
+    queue_dir = Path(main.get("queue_directory"))
+    if not queue_dir.is_absolute():
+        raise _error(main, "queue_directory", "must be an absolute path")
+    maillog = main.get("maillog_file")
+    settings = MtaSettings(
+        config_dir=config_dir, main=main, master=master,
+        myhostname=main.get("myhostname"), mydomain=main.get("mydomain"),
+        myorigin=main.get("myorigin"),
+        mydestination=_domains(main, "mydestination"),
+        relay_domains=_domains(main, "relay_domains"),
+        mynetworks=_networks(main, "mynetworks"),
+        inet_interfaces=inet_addrs, local_addresses=local,
+        listeners=_listeners(main, master, inet_addrs, local),
+        queue_directory=queue_dir, mail_owner=mail_owner, smtpd_banner=banner,
+        helo_required=main.get_bool("smtpd_helo_required"),
+        disable_vrfy=main.get_bool("disable_vrfy_command"),
+        restrictions=_restrictions(main),
+        message_size_limit=_int(main, "message_size_limit"),
+        recipient_limit=_int(main, "smtpd_recipient_limit", 1),
+        line_length_limit=_int(main, "line_length_limit", 512),
+        bare_newline=_bare_newline(main),
+        bare_newline_exclusions=_networks(main, "smtpd_forbid_bare_newline_exclusions"),
+        bare_newline_reject_code=_int(main, "smtpd_forbid_bare_newline_reject_code", 400),
+        conn_count_limit=_int(main, "smtpd_client_connection_count_limit"),
+        conn_rate_limit=_int(main, "smtpd_client_connection_rate_limit"),
+        rate_time_unit=max(1, main.get_time("anvil_rate_time_unit")),
+        event_limit_exceptions=_networks(main, "smtpd_client_event_limit_exceptions"),
+        smtpd_timeout=max(1, main.get_time("smtpd_timeout")),
+        session_limit=(_int(main, "hardener_smtpd_session_limit", 1)
+                       if main.is_set("hardener_smtpd_session_limit") else DEFAULT_SESSION_LIMIT),
+        process_limit=_int(main, "default_process_limit", 1),
+        alias_maps=main.get_list("alias_maps"),
+        local_recipient_maps=main.get_list("local_recipient_maps"),
+        reject_unlisted_recipient=main.get_bool("smtpd_reject_unlisted_recipient"),
+        unknown_local_recipient_reject_code=_int(main, "unknown_local_recipient_reject_code", 400),
+        relay_domains_reject_code=_int(main, "relay_domains_reject_code", 400),
+        allow_percent_hack=main.get_bool("allow_percent_hack"),
+        swap_bangpath=main.get_bool("swap_bangpath"),
+        resolve_dequoted_address=main.get_bool("resolve_dequoted_address"),
+        resolve_null_domain=main.get_bool("resolve_null_domain"),
+        recipient_delimiter=main.get("recipient_delimiter"),
+        append_at_myorigin=main.get_bool("append_at_myorigin"),
+        append_dot_mydomain=main.get_bool("append_dot_mydomain"),
+        error_sleep_time=main.get_time("smtpd_error_sleep_time"),
+        soft_error_limit=_int(main, "smtpd_soft_error_limit"),
+        hard_error_limit=_int(main, "smtpd_hard_error_limit", 1),
+        maillog_file=maillog,
+        syslog_name=main.get("syslog_name") if main.is_set("syslog_name") else "hardener",
+    )
+    for code_name in ("unknown_local_recipient_reject_code", "relay_domains_reject_code",
+                      "smtpd_forbid_bare_newline_reject_code"):
+        code = main.get_int(code_name)
+        if not 400 <= code <= 599:
+            raise _error(main, code_name, f"not an SMTP reply code: {code}")
+    for hook in _BACK_LOADERS:
+        hook(settings)
+    return settings
+
+
+# ---- BACK section (qmgr, delivery): BACK appends its loaders here ---------------------------
+# A loader takes the MtaSettings, reads what it needs from settings.main / settings.master,
+# validates (raise ConfigError via _error(settings.main, name, message)) and stores its typed view
+# in settings.extra["qmgr"] (or another key).
+_BACK_LOADERS: list[Any] = []

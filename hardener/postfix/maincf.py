@@ -1,0 +1,263 @@
+"""Read a Postfix main.cf exactly as Postfix 3.7 does (readlline + split_nameval + mac_expand).
+
+File format (checked against the real postconf): a logical line starts with non-whitespace; a
+physical line that starts with whitespace continues it (joined as written); lines that are empty,
+all whitespace, or whose first non-whitespace character is `#` are ignored everywhere, even between
+continuation lines. A `#` later in a line is part of the value. `name = value`: whitespace around
+`=` and at the end is dropped; the name is everything up to whitespace or `=`. The last definition
+wins. Values are expanded on use (`$name`, `${name?x}`, ... see expand.py); unset parameters take
+Postfix's default, which may itself be an expression on `compatibility_level`.
+
+Errors: a line without `=` (Postfix: fatal "missing '=' after attribute name") and a continuation
+line with nothing before it (Postfix 3.7 only warns and skips it; we raise by default, pass
+strict=False to get Postfix's behaviour with the warning in MainCf.warnings) raise ConfigError.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from hardener.errors import ConfigError
+from hardener.postfix import defaults
+from hardener.postfix.expand import ExpandError, expand
+from hardener.report.model import Location
+
+WHITESPACE = " \t\r\n\f\v"
+LIST_SEPARATORS = ", \t\r\n"
+OVERRIDE_FILE = "(-o override)"
+
+
+@dataclass(frozen=True)
+class Definition:
+    """One `name = value` as written (value unexpanded), with where it is."""
+
+    name: str
+    value: str
+    location: Location
+
+
+def read_logical_lines(text: str, filename: str = "main.cf", *, strict: bool = True,
+                       warnings: list[str] | None = None) -> list[tuple[int, str]]:
+    """Join continuation lines like Postfix's readlline(): [(first line number, logical line)]."""
+    logical: list[tuple[int, str]] = []
+    current: list[str] | None = None
+    start = 0
+    orphan = False
+    for number, line in enumerate(text.split("\n"), start=1):
+        body = line.lstrip(WHITESPACE)
+        if not body or body[0] == "#":
+            continue
+        if line[0] in WHITESPACE:
+            if current is not None:
+                current.append(line)
+                continue
+            if orphan:
+                continue
+            message = f'logical line must not start with whitespace: "{line.strip()[:30]}"'
+            if strict:
+                raise ConfigError(message + " (a continuation line with nothing before it)",
+                                  file=filename, line=number)
+            if warnings is not None:
+                warnings.append(f"{filename}:{number}: {message}")
+            orphan = True
+            continue
+        if current is not None:
+            logical.append((start, "".join(current)))
+        current, start, orphan = [line], number, False
+    if current is not None:
+        logical.append((start, "".join(current)))
+    return logical
+
+
+def split_name_value(line: str, filename: str, number: int) -> tuple[str, str]:
+    """Postfix's split_nameval(): the name up to whitespace or '=', the value trimmed."""
+    stripped = line.lstrip(WHITESPACE)
+    if not stripped or stripped[0] == "=":
+        raise ConfigError(f'missing attribute name: "{line.strip()}"', file=filename, line=number)
+    end = 0
+    while end < len(stripped) and stripped[end] not in WHITESPACE and stripped[end] != "=":
+        end += 1
+    name = stripped[:end]
+    rest = stripped[end:].lstrip(WHITESPACE)
+    if not rest.startswith("="):
+        raise ConfigError(f"missing '=' after attribute name: \"{line.strip()}\" "
+                          "(a main.cf line must be 'name = value')", file=filename, line=number)
+    return name, rest[1:].strip(WHITESPACE)
+
+
+def split_list(value: str, separators: str = LIST_SEPARATORS) -> list[str]:
+    """Split like Postfix's mystrtokq(): on separators, but never inside balanced { }."""
+    items: list[str] = []
+    token: list[str] = []
+    level = 0
+    for ch in value:
+        if level == 0 and ch in separators:
+            if token:
+                items.append("".join(token))
+                token = []
+            continue
+        if ch == "{":
+            level += 1
+        elif ch == "}" and level > 0:
+            level -= 1
+        token.append(ch)
+    if token:
+        items.append("".join(token))
+    return items
+
+
+class MainCf:
+    """A parsed main.cf: values as written, expanded values with Postfix defaults, locations."""
+
+    def __init__(self, definitions: list[Definition], *, path: Path | None = None,
+                 filename: str = "main.cf", overrides: dict[str, str] | None = None,
+                 warnings: list[str] | None = None) -> None:
+        self.path = path
+        self.filename = filename
+        self.definitions = list(definitions)
+        self.warnings = list(warnings or [])
+        self._winners: dict[str, Definition] = {}
+        for definition in self.definitions:
+            self._winners[definition.name] = definition
+        for name, value in (overrides or {}).items():
+            self._winners[name] = Definition(name, value, Location(OVERRIDE_FILE))
+        self._cache: dict[str, str] = {}
+
+    # -- values as written ------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Explicitly set parameter names, in file order (then -o overrides)."""
+        return list(self._winners)
+
+    def is_set(self, name: str) -> bool:
+        """True when main.cf (or an override) defines `name`."""
+        return name in self._winners
+
+    def raw(self, name: str) -> str | None:
+        """The value as written (unexpanded), or None when not set."""
+        definition = self._winners.get(name)
+        return definition.value if definition else None
+
+    def location(self, name: str) -> Location | None:
+        """File and line of the definition that wins, or None when not set."""
+        definition = self._winners.get(name)
+        return definition.location if definition else None
+
+    def definitions_of(self, name: str) -> list[Definition]:
+        """Every definition of `name` in the file, in order (earlier ones are overridden)."""
+        return [d for d in self.definitions if d.name == name]
+
+    def default(self, name: str) -> str | None:
+        """Postfix's default for `name` as `postconf -d` prints it (unexpanded), None if unknown."""
+        if name == "config_directory" and self.path is not None:
+            return str(self.path.parent)
+        if name in defaults.MACHINE_DEPENDENT:
+            return defaults.machine_default(name, self)
+        return defaults.builtin_default(name)
+
+    def raw_or_default(self, name: str) -> str | None:
+        """The value as written, else the default, else None (unknown and unset)."""
+        value = self.raw(name)
+        return value if value is not None else self.default(name)
+
+    # -- expanded values --------------------------------------------------------------------
+
+    def _lookup(self, name: str, test_only: bool) -> str | None:
+        return self.raw_or_default(name)
+
+    def expand(self, text: str, *, field: str | None = None) -> str:
+        """Expand `$name` forms in `text` against this configuration (ConfigError if malformed)."""
+        try:
+            return expand(text, self._lookup)
+        except ExpandError as exc:
+            where = self.location(field) if field else None
+            raise ConfigError(f"{exc} (Postfix stops with 'macro processing error')",
+                              file=where.file if where else self.filename,
+                              line=where.line if where else None, field=field) from None
+
+    def get(self, name: str) -> str:
+        """The fully expanded value; Postfix's default when unset; "" for unknown unset names."""
+        if name not in self._cache:
+            raw = self.raw_or_default(name)
+            self._cache[name] = "" if raw is None else self.expand(raw, field=name)
+        return self._cache[name]
+
+    def get_list(self, name: str) -> list[str]:
+        """The expanded value split on whitespace and commas (braces group), like Postfix lists."""
+        return split_list(self.get(name))
+
+    def _bad(self, name: str, kind: str) -> ConfigError:
+        where = self.location(name)
+        return ConfigError(f"bad {kind} configuration: {name} = {self.get(name)}",
+                           file=where.file if where else self.filename,
+                           line=where.line if where else None, field=name)
+
+    def get_bool(self, name: str) -> bool:
+        """yes/no (any case), as Postfix; anything else is a ConfigError."""
+        value = self.get(name).lower()
+        if value in ("yes", "no"):
+            return value == "yes"
+        raise self._bad(name, "boolean")
+
+    def get_int(self, name: str) -> int:
+        """A decimal integer, as Postfix's get_mail_conf_int()."""
+        value = self.get(name)
+        if re.fullmatch(r"[+-]?[0-9]+", value):
+            return int(value)
+        raise self._bad(name, "numerical")
+
+    def get_size(self, name: str) -> int:
+        """A size in bytes (Postfix sizes are plain integers, e.g. message_size_limit)."""
+        return self.get_int(name)
+
+    def get_time(self, name: str) -> int:
+        """A time in seconds: a number with an optional unit s m h d w (default: the parameter's)."""
+        value = self.get(name)
+        match = re.fullmatch(r"([+-]?[0-9]+)([smhdw]?)", value)
+        if not match:
+            raise self._bad(name, "time")
+        unit = match.group(2) or defaults.default_time_unit(name)
+        return int(match.group(1)) * defaults.TIME_UNITS[unit]
+
+    @property
+    def compatibility_level(self) -> str:
+        """The effective compatibility_level ("0" when unset, as Postfix 3.7)."""
+        return self.get("compatibility_level") or "0"
+
+    def with_overrides(self, overrides: dict[str, str]) -> "MainCf":
+        """A copy with `overrides` applied on top (like master.cf -o or postconf -o)."""
+        merged = {d.name: d.value for d in self._winners.values()
+                  if d.location.file == OVERRIDE_FILE}
+        merged.update(overrides)
+        return MainCf(self.definitions, path=self.path, filename=self.filename,
+                      overrides=merged, warnings=self.warnings)
+
+    def __repr__(self) -> str:
+        return f"MainCf({self.filename!r}, {len(self._winners)} parameters set)"
+
+
+def parse_main_cf(text: str, filename: str = "main.cf", *, strict: bool = True,
+                  overrides: dict[str, str] | None = None, path: Path | None = None) -> MainCf:
+    """Parse main.cf text; ConfigError with file and line for a line Postfix would not accept."""
+    warnings: list[str] = []
+    definitions = []
+    for number, line in read_logical_lines(text, filename, strict=strict, warnings=warnings):
+        name, value = split_name_value(line, filename, number)
+        definitions.append(Definition(name, value, Location(filename, number)))
+    return MainCf(definitions, path=path, filename=filename, overrides=overrides,
+                  warnings=warnings)
+
+
+def load_main_cf(path: str | Path, overrides: dict[str, str] | None = None, *,
+                 strict: bool = True) -> MainCf:
+    """Read main.cf from a file, or from a directory holding main.cf; overrides act like postconf -o."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "main.cf"
+    try:
+        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise ConfigError(f"cannot read main.cf: {exc.strerror or exc}", file=str(path)) from None
+    return parse_main_cf(text, str(path), strict=strict, overrides=overrides, path=path.resolve())

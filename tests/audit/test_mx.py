@@ -1,0 +1,100 @@
+"""--mx resolution against a real DNS server (dnsmasq on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hardener.audit.mx import parse_resolver, resolve_mx, resolve_mx_detailed
+from hardener.errors import InputError, TargetError
+from tests.fixtures.net import free_port
+
+
+def resolve(domain: str, resolver: str | None, timeout: float = 3.0, **kw):
+    return asyncio.run(asyncio.wait_for(resolve_mx_detailed(domain, resolver, timeout, **kw), 30))
+
+
+@pytest.fixture
+def dns_server(dnsmasq_factory):
+    return dnsmasq_factory(
+        mx=[("example.test", "mx2.example.test", 20), ("example.test", "mx1.example.test", 10),
+            ("example.test", "mx3.example.test", 30), ("null.test", ".", 0),
+            ("broken.test", "nowhere.broken.test", 10)],
+        hosts={"mx1.example.test": ["127.0.99.1"], "mx2.example.test": ["127.0.99.2", "::1"],
+               "mx3.example.test": ["127.0.99.3"], "implicit.test": ["127.0.99.4"]},
+    )
+
+
+def test_mx_hosts_in_preference_order_with_their_addresses(dns_server):
+    res = resolve("example.test", dns_server.resolver, port=2525)
+    got = [(t.name, t.host, t.port) for t in res.targets]
+    assert got == [("mx1.example.test", "127.0.99.1", 2525), ("mx2.example.test", "127.0.99.2", 2525),
+                   ("mx2.example.test", "::1", 2525), ("mx3.example.test", "127.0.99.3", 2525)]
+    assert not res.implicit
+
+
+def test_resolve_mx_returns_the_targets(dns_server):
+    targets = asyncio.run(resolve_mx("example.test.", dns_server.resolver, 3.0))
+    assert [t.display for t in targets][:2] == ["127.0.99.1:25", "127.0.99.2:25"]
+
+
+def test_implicit_mx_uses_the_domain_address(dns_server):
+    res = resolve("implicit.test", dns_server.resolver)
+    assert [(t.name, t.host) for t in res.targets] == [("implicit.test", "127.0.99.4")]
+    assert res.implicit and "implicit MX" in res.notes[0]
+
+
+def test_null_mx_is_a_clear_error(dns_server):
+    with pytest.raises(InputError, match=r"null MX \(RFC 7505"):
+        resolve("null.test", dns_server.resolver)
+
+
+def test_nxdomain_is_an_input_error(dns_server):
+    with pytest.raises(InputError) as err:
+        resolve("nosuch.test", dns_server.resolver)
+    assert err.value.one_line().startswith("--mx: domain nosuch.test does not exist (NXDOMAIN")
+
+
+def test_mx_host_without_address(dns_server):
+    with pytest.raises(TargetError, match="no MX host of broken.test has an address"):
+        resolve("broken.test", dns_server.resolver)
+
+
+def test_refusing_resolver_is_a_target_error(dns_server):
+    # dnsmasq has no upstream: names outside its local domains are REFUSED
+    with pytest.raises(TargetError, match="REFUSED"):
+        resolve("example.org", dns_server.resolver)
+
+
+def test_silent_resolver_times_out(loopback):
+    # a UDP socket that never answers: the resolver must give up within the timeout
+    import socket
+    address = loopback.address()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind((address, 0))
+        port = silent.getsockname()[1]
+        with pytest.raises(TargetError, match=r"no answer from .* within 1s"):
+            resolve("example.test", f"{address}:{port}", timeout=1.0)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("127.0.0.5", ("127.0.0.5", 53)), ("127.0.0.5:5353", ("127.0.0.5", 5353)),
+    ("[::1]:5353", ("::1", 5353)), ("::1", ("::1", 53)),
+])
+def test_parse_resolver(text, expected):
+    assert parse_resolver(text) == expected
+
+
+@pytest.mark.parametrize("text", ["dns.example", "127.0.0.1:0", "127.0.0.1:x", "[::1]x", ""])
+def test_bad_resolver_is_one_line_input_error(text):
+    with pytest.raises(InputError) as err:
+        parse_resolver(text)
+    assert err.value.one_line().startswith("--resolver: ")
+
+
+@pytest.mark.parametrize("domain", ["", "127.0.0.1", "a..b"])
+def test_bad_domain(domain):
+    with pytest.raises(InputError) as err:
+        resolve(domain, f"127.0.0.1:{free_port()}")
+    assert err.value.one_line().startswith("--mx: ")
