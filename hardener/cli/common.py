@@ -3,12 +3,14 @@
 Use them as parameter annotations in a typer command:
 
     def lint(path: Path, fmt: FormatOption = "table", output: OutputOption = None,
-             fail_on: FailOnOption = Severity.HIGH) -> None:
+             fail_on: FailOnOption = "high") -> None:
         ...
         raise typer.Exit(emit_report(report, fmt, output, fail_on))
 
-A bad value raises hardener.errors.InputError from the option's parser, which the CLI entry point
-prints as one line ('hardener: error: --format: ...') with exit code 2, before the command runs.
+Give --fail-on's default as the label ("high"), not Severity.HIGH, so --help shows "[default: high]";
+the parser turns it into a Severity either way. A bad value raises hardener.errors.InputError from
+the option's parser, which the CLI entry point prints as one line ('hardener: error: --format: ...')
+with exit code 2, before the command runs. `--output -` means standard output.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ def parse_severity(value: Any, option: str = "--fail-on") -> Severity:
 
 def parse_output(value: Any, option: str = "--output") -> Path | None:
     """The --output path, checked early so a long audit does not end in an unwritable file."""
-    if value is None or isinstance(value, Path) and str(value) == "":
-        return None
+    if value is None or str(value) in ("", "-"):
+        return None  # '-' means standard output, as usual
     path = Path(value)
     check_output_path(path, option)
     return path
@@ -70,7 +72,7 @@ OutputOption = Annotated[Path | None, typer.Option(
     "--output",
     parser=parse_output,
     metavar="FILE",
-    help="Write the report to FILE (atomically) instead of standard output.",
+    help="Write the report to FILE (atomically) instead of standard output ('-').",
 )]
 
 FailOnOption = Annotated[Severity, typer.Option(

@@ -83,16 +83,16 @@ class LintContext:
         if not self.is_set(name):
             default = f"`{value}`" if value else "empty"
             return f"{name} is unset (default: {default})"
-        raw = self.raw(name) or ""
-        text = f"{name} = {raw}".rstrip()
-        if raw.strip() != value.strip():
+        raw = " ".join((self.raw(name) or "").split())
+        text = f"{name} = {raw}" if raw else f"{name} = (empty)"
+        if raw != " ".join(value.split()):
             text += f" (expands to `{value}`)"
         return text
 
     def where_text(self, name: str) -> str:
-        """'main.cf line 12' or 'main.cf, unset' for evidence sentences."""
+        """' (line 12)' when `name` is set on a known line, else '' (for evidence sentences)."""
         loc = self.location(name)
-        return f"{loc.file} line {loc.line}" if loc.line else f"{loc.file}, unset"
+        return f" (line {loc.line})" if self.is_set(name) and loc.line else ""
 
 
 def finding(ctx: LintContext, slug: str, name: str | None, evidence: str, **kwargs: Any) -> Finding:

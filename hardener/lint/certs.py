@@ -131,7 +131,7 @@ def check_certificate(ctx: LintContext) -> list[Finding]:
             problems = certificate_problems(cert, hostname, now)
             if problems:
                 found.append(finding(ctx, "tls-cert-invalid", name,
-                                     f"{ctx.describe(name)}: certificate {file} is "
+                                     f"{ctx.describe(name)}: certificate {file}: "
                                      + "; ".join(problems)))
     if unread and not found:
         raise Skip("cannot read " + "; ".join(unread))

@@ -58,7 +58,7 @@ def wide_relay_domains(ctx: LintContext) -> list[str]:
 
 
 def _list_text(ctx: LintContext, name: str, decision: Decision) -> str:
-    return f"{ctx.describe(name)} [{ctx.where_text(name)}]: {decision.reason}"
+    return f"{ctx.describe(name)}{ctx.where_text(name)}: {decision.reason}"
 
 
 def _responsible(ctx: LintContext, found: dict[str, Decision]) -> str:
@@ -82,7 +82,7 @@ def check_relay_restrictions(ctx: LintContext) -> list[Finding]:
                        f"smtpd_relay_restrictions defaults to empty, so relay control rests on "
                        f"smtpd_recipient_restrictions alone)")
     if not has_required(relay, known) and not has_required(rcpt, known):
-        name = "smtpd_recipient_restrictions" if not relay else "smtpd_relay_restrictions"
+        name = next((n for n in RELAY_LISTS if ctx.is_set(n)), RELAY_LISTS[0])
         return [finding(ctx, "relay-restrictions", name,
                         f"neither smtpd_relay_restrictions nor smtpd_recipient_restrictions contains "
                         f"reject_unauth_destination (or defer_unauth_destination, reject, defer); "
@@ -112,7 +112,7 @@ def check_open_relay(ctx: LintContext) -> list[Finding]:
     relay_found = {n: found[n] for n in RELAY_LISTS}
     parts = [_list_text(ctx, n, d) for n, d in relay_found.items()]
     if wide:
-        parts.insert(0, f"{ctx.describe('relay_domains')} [{ctx.where_text('relay_domains')}] "
+        parts.insert(0, f"{ctx.describe('relay_domains')}{ctx.where_text('relay_domains')} "
                         f"makes foreign domains relay domains: {', '.join(wide)}")
     decided_by_permit = any(d.outcome is Outcome.PERMIT for d in relay_found.values())
     name = _responsible(ctx, relay_found) if decided_by_permit or not wide else "relay_domains"

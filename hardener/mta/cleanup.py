@@ -103,8 +103,11 @@ class Cleanup:
     """Queue file writer shared by smtpd and pickup (one per daemon)."""
 
     def __init__(self, layout: QueueLayout, settings: CleanupSettings,
-                 on_commit: Callable[[str], None] | None = None, *, fsync_threads: int = 32) -> None:
+                 on_commit: Callable[[str], None] | None = None, *, fsync_threads: int = 32,
+                 owner: tuple[int, int] | None = None) -> None:
         self.layout = layout
+        # A cleanup running as root (the pickup helper) hands its files to the mail owner.
+        self.owner = owner if owner is not None and os.geteuid() == 0 else None
         self.settings = settings
         self.on_commit = on_commit
         self.executor = ThreadPoolExecutor(max_workers=fsync_threads,
@@ -160,8 +163,10 @@ class CleanupWriter:
         except OSError as exc:
             raise CleanupError(f"create {self.tmp_path.name}: {exc.strerror}") from exc
         try:
+            if cleanup.owner is not None:
+                os.fchown(self.fd, *cleanup.owner)
             self._write_all(header)
-        except CleanupError:
+        except (CleanupError, OSError):
             self._discard()
             raise
         self._content_start = len(header)

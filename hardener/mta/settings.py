@@ -391,3 +391,12 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
 # validates (raise ConfigError via _error(settings.main, name, message)) and stores its typed view
 # in settings.extra["qmgr"] (or another key).
 _BACK_LOADERS: list[Any] = []
+
+
+def _load_back(settings: MtaSettings) -> None:
+    from hardener.mta.qmgr_settings import load_back_settings
+
+    load_back_settings(settings)
+
+
+_BACK_LOADERS.append(_load_back)

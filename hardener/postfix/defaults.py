@@ -19,6 +19,13 @@ from hardener.postfix.interfaces import own_interfaces
 
 DEF_MYDOMAIN = "localdomain"
 MACHINE_DEPENDENT = ("myhostname", "mydomain", "mynetworks", "process_id", "process_name")
+# Parameters Postfix never $-expands at load time (the "raw" table): the daemon expands them later,
+# per message, with its own attributes ($user, $home, $rbl_code, ...). Found with postconf -x.
+RAW_PARAMETERS = frozenset({
+    "command_execution_directory", "default_rbl_reply", "forward_path", "luser_relay",
+    "mailbox_command", "postscreen_expansion_filter", "postscreen_reject_footer",
+    "smtpd_expansion_filter", "smtpd_reject_footer",
+})
 TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 # The parameters the project reads (lint, render tests, the MTA daemon, audit). The parser knows

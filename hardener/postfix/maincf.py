@@ -154,7 +154,11 @@ class MainCf:
         if name == "config_directory" and self.path is not None:
             return str(self.path.parent)
         if name in defaults.MACHINE_DEPENDENT:
-            return defaults.machine_default(name, self)
+            try:
+                return defaults.machine_default(name, self)
+            except ValueError as exc:
+                raise ConfigError(f"cannot compute the default: {exc}", file=self.filename,
+                                  field=name) from None
         return defaults.builtin_default(name)
 
     def raw_or_default(self, name: str) -> str | None:
@@ -178,10 +182,19 @@ class MainCf:
                               line=where.line if where else None, field=field) from None
 
     def get(self, name: str) -> str:
-        """The fully expanded value; Postfix's default when unset; "" for unknown unset names."""
+        """The fully expanded value; Postfix's default when unset; "" for unknown unset names.
+
+        Postfix's raw parameters (defaults.RAW_PARAMETERS, e.g. smtpd_reject_footer) come back as
+        written: Postfix expands them later, per message.
+        """
         if name not in self._cache:
             raw = self.raw_or_default(name)
-            self._cache[name] = "" if raw is None else self.expand(raw, field=name)
+            if raw is None:
+                self._cache[name] = ""
+            elif name in defaults.RAW_PARAMETERS:
+                self._cache[name] = raw
+            else:
+                self._cache[name] = self.expand(raw, field=name)
         return self._cache[name]
 
     def get_list(self, name: str) -> list[str]:

@@ -111,6 +111,8 @@ def parse_sasl_path(raw: object) -> str:
 
 def parse_network(item: str) -> str:
     """One mynetworks entry in Postfix syntax: 10.0.0.0/8, 192.0.2.1, [2001:db8::]/32, [::1]."""
+    if item.startswith("/") or re.match(r"^[a-z]+:/", item):
+        raise ValueError(f"{item!r}: tables are not allowed here; list the networks explicitly")
     if item.startswith("["):
         m = re.match(r"^\[([0-9A-Fa-f:.]+)\](?:/([0-9]{1,3}))?$", item)
         if not m:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 
 import pytest
 
@@ -98,3 +101,35 @@ def test_bad_domain(domain):
     with pytest.raises(InputError) as err:
         resolve(domain, f"127.0.0.1:{free_port()}")
     assert err.value.one_line().startswith("--mx: ")
+
+
+def test_audit_mx_end_to_end(dnsmasq_factory, postfix_factory, loopback):
+    """`hardener audit --mx example.test --resolver ADDR:PORT` audits both MX hosts, served by one
+    Postfix listening on the two addresses dnsmasq gives for mx1 and mx2, in preference order."""
+    mx1, mx2 = loopback.host(), loopback.host()
+    port = free_port(mx1)
+    postfix_factory({"smtpd_banner": "$myhostname ESMTP"}, address=mx1, port=port,
+                    extra_services=f"{mx2}:{port} inet n - n - - smtpd\n")
+    dns_server = dnsmasq_factory(mx=[("example.test", "mx2.example.test", 20),
+                                     ("example.test", "mx1.example.test", 10)],
+                                 hosts={"mx1.example.test": [mx1], "mx2.example.test": [mx2]})
+    proc = subprocess.run(
+        [sys.executable, "-m", "hardener", "audit", "--mx", "example.test", "--resolver",
+         dns_server.resolver, "--port", str(port), "--timeout", "5", "--format", "json"],
+        capture_output=True, text=True, timeout=240)
+    assert proc.returncode in (0, 1), proc.stderr
+    report = json.loads(proc.stdout)
+    assert [t["target"] for t in report["targets"]] == [f"{mx1}:{port}", f"{mx2}:{port}"]
+    assert all(t["status"] == "complete" for t in report["targets"])
+    assert "query[MX] example.test" in dns_server.log()
+
+
+def test_audit_mx_null_mx_exits_2(dnsmasq_factory):
+    dns_server = dnsmasq_factory(mx=[("null.test", ".", 0)])
+    proc = subprocess.run([sys.executable, "-m", "hardener", "audit", "--mx", "null.test",
+                           "--resolver", dns_server.resolver], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "hardener: error: --mx: domain null.test publishes a null MX (RFC 7505: it accepts no "
+        "mail); there is no mail server to audit"]

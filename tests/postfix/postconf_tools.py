@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 POSTCONF = shutil.which("postconf") or "/usr/sbin/postconf"
@@ -11,10 +12,14 @@ POSTCONF = shutil.which("postconf") or "/usr/sbin/postconf"
 
 def postconf(config_dir: Path, *args: str) -> str:
     """stdout of `postconf -c DIR ARGS...` (warnings on stderr are ignored; non-zero exit raises)."""
-    proc = subprocess.run([POSTCONF, "-c", str(config_dir), *args], capture_output=True,
-                          text=True, timeout=60)
-    if proc.returncode != 0:
-        raise RuntimeError(f"postconf {' '.join(args[:3])}... failed: {proc.stderr.strip()}")
+    # stderr goes to a file: with stderr on a pipe, postconf takes ~2 s longer to exit.
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.run([POSTCONF, "-c", str(config_dir), *args], stdout=subprocess.PIPE,
+                              stderr=err, stdin=subprocess.DEVNULL, text=True, timeout=60)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"postconf {' '.join(args[:3])}... failed: "
+                               f"{err.read().decode(errors='replace').strip()}")
     return proc.stdout
 
 
@@ -22,6 +27,15 @@ def postconf_expanded(config_dir: Path, names: list[str]) -> dict[str, str]:
     """Each name's fully expanded value as `postconf -c DIR -hx NAME...` prints it (one call)."""
     lines = postconf(config_dir, "-hx", *names).split("\n")
     return dict(zip(names, lines[:len(names)]))
+
+
+def postconf_all_expanded(config_dir: Path, *extra: str) -> dict[str, str]:
+    """Every parameter's expanded value from one `postconf -c DIR -x` (much faster than -hx NAMES)."""
+    values = {}
+    for line in postconf(config_dir, "-x", *extra).splitlines():
+        name, _, value = line.partition(" = ")
+        values[name.rstrip(" =")] = value
+    return values
 
 
 def normalized(value: str) -> str:

@@ -11,6 +11,7 @@ Used by hardener.mta.delivery.smtp, which decides where to connect and what the 
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -214,7 +215,7 @@ async def open_connection(host: str, addr: str, port: int, timeouts: Timeouts,
     except asyncio.TimeoutError:
         raise HopError(f"connect to {relay}: Connection timed out", "4.4.1") from None
     except OSError as exc:
-        reason = exc.strerror or str(exc)
+        reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
         raise HopError(f"connect to {relay}: {reason}", "4.4.1") from None
     conn = SmtpConnection(reader, writer, host, addr, port, timeouts)
     try:

@@ -9,7 +9,8 @@ A URI such as smtp://127.0.0.2:2525 makes the upload fail ("unrecognized SARIF l
 scheme"), and a result without a region has no line to annotate. So:
 
 - config findings point at the file and line they came from (relative paths stay relative, so
-  `hardener lint out/` run from the repository root links straight to out/main.cf);
+  `hardener lint out/` run from the repository root links straight to out/main.cf; absolute paths
+  become file:// URIs, which GitHub maps to repository files when they lie under the checkout);
 - network and host findings point at a placeholder path `hardener/<vantage>/<target>` (the target
   with every character outside [A-Za-z0-9._-] replaced by '_', e.g. hardener/network/127.0.0.2_2525),
   line 1, or, for a host finding with a file, `hardener/host/<target>/<that file's path>` at its line.
@@ -66,6 +67,9 @@ def to_sarif(report: Report) -> dict[str, Any]:
         "results": results,
         "columnKind": "unicodeCodePoints",
     }
+    if report.command:
+        # lets GitHub keep `hardener lint` and `hardener audit` uploads of one repository apart
+        run["automationDetails"] = {"id": f"hardener/{report.command}/"}
     return {"$schema": SARIF_SCHEMA_URI, "version": "2.1.0", "runs": [run]}
 
 
@@ -181,9 +185,8 @@ def file_uri(path: str) -> str:
     posix = PurePosixPath(path)
     if posix.is_absolute():
         return "file://" + quote(str(posix))
-    text = quote(str(posix))
-    # a first segment with ':' would read as a URI scheme (e.g. "c:main.cf"); anchor it
-    return "./" + text if ":" in text.split("/", 1)[0] else text
+    # quote() also encodes ':', so a first segment such as "c:main.cf" cannot read as a URI scheme
+    return quote(str(posix))
 
 
 def _segment(text: str) -> str:

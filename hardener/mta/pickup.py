@@ -1,0 +1,257 @@
+"""pickup: moves locally submitted mail from maildrop/ through cleanup into incoming/.
+
+SECURITY: maildrop/ is the one queue directory every local user may write (mode 1733: anyone can
+create a file, nobody but the owner can list it or remove another user's file). pickup therefore
+trusts nothing it reads there. It opens each file with O_NOFOLLOW and checks it is a regular file
+with one link (a hard link to somebody else's file, e.g. /etc/shadow, is refused, never mailed), that
+its name is a maildrop id, that it is not larger than message_size_limit, and that the envelope block
+is well formed with sane addresses; anything else is moved to corrupt/ and logged. The submitting
+user is the file's owner (uid), recorded in the log and in the Received: header. Runs inside the
+daemon with the daemon's privileges; writes only through cleanup (local_submission=True: missing
+Date:, Message-ID:, From: added, bare LF normalised).
+
+File format (written by `hardener sendmail`, see write_maildrop_header()):
+
+    hardener-maildrop: 1
+    sender: alice                  (percent-encoded like queue files; empty = null sender)
+    full-name: Alice%20Example     (optional; sendmail -F)
+    recipient: bob@example.com     (one or more)
+    <blank line>
+    <message as given on stdin>
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import re
+import secrets
+import stat
+import time
+
+from hardener.mta.maillog import get_logger
+from hardener.mta.queue_file import QueueFileError, decode_value, encode_value
+
+log = get_logger("pickup")
+
+MAGIC = "hardener-maildrop"
+VERSION = 1
+NAME_RE = re.compile(r"[0-9A-F]{20}")
+MAX_HEADER = 1 << 20
+MAX_RECIPIENTS = 1000
+MAX_ADDRESS = 998
+_CHUNK = 65536
+_STALE_TEMP = 86400
+
+
+class MaildropError(Exception):
+    """A maildrop file that pickup refuses."""
+
+
+def new_maildrop_name() -> str:
+    """A fresh maildrop file name: 20 uppercase hex digits (time + random)."""
+    return f"{time.time_ns() // 1000 & 0xFFFFFFFFFFFF:012X}{secrets.randbits(32):08X}"
+
+
+def check_address(address: str, what: str) -> str:
+    """Refuse addresses no MTA should carry: control characters, spaces outside quotes, too long."""
+    if len(address) > MAX_ADDRESS:
+        raise MaildropError(f"{what} address too long")
+    if any(ord(c) < 32 or ord(c) == 127 for c in address) or "<" in address or ">" in address:
+        raise MaildropError(f"{what} address {address[:60]!r} contains forbidden characters")
+    return address
+
+
+def write_maildrop_header(sender: str, recipients: list[str], full_name: str | None) -> bytes:
+    """The envelope block of a maildrop file."""
+    lines = [f"{MAGIC}: {VERSION}", f"sender: {encode_value(sender)}".rstrip(" ")]
+    if full_name:
+        lines.append(f"full-name: {encode_value(full_name)}")
+    lines += [f"recipient: {encode_value(r)}" for r in recipients]
+    return ("\n".join(lines) + "\n\n").encode("ascii")
+
+
+def parse_maildrop_header(block: bytes) -> tuple[str, list[str], str | None]:
+    """(sender, recipients, full name) from an envelope block; MaildropError if malformed."""
+    try:
+        text = block.decode("ascii")
+    except UnicodeDecodeError:
+        raise MaildropError("non-ASCII byte in the envelope") from None
+    lines = text.split("\n")
+    if not lines or lines[0] != f"{MAGIC}: {VERSION}":
+        raise MaildropError("not a hardener maildrop file")
+    sender: str | None = None
+    full_name: str | None = None
+    recipients: list[str] = []
+    try:
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if not sep or " " in value:
+                raise MaildropError(f"malformed envelope line {line[:60]!r}")
+            if name == "sender" and sender is None:
+                sender = check_address(decode_value(value), "sender")
+            elif name == "full-name" and full_name is None:
+                full_name = decode_value(value)[:200]
+            elif name == "recipient":
+                rcpt = check_address(decode_value(value), "recipient")
+                if not rcpt:
+                    raise MaildropError("empty recipient")
+                recipients.append(rcpt)
+                if len(recipients) > MAX_RECIPIENTS:
+                    raise MaildropError("too many recipients")
+            else:
+                raise MaildropError(f"unexpected envelope field {name[:40]!r}")
+    except (QueueFileError, UnicodeError) as exc:
+        raise MaildropError(str(exc)) from None
+    if sender is None:
+        raise MaildropError("no sender")
+    if not recipients:
+        raise MaildropError("no recipients")
+    return sender, recipients, full_name
+
+
+class Pickup:
+    """Polls maildrop/ every `interval` seconds (or when woken) and queues what it finds."""
+
+    def __init__(self, layout: object, cleanup: object, *, myorigin: str, size_limit: int,
+                 interval: float = 1.0) -> None:
+        self.layout = layout
+        self.cleanup = cleanup
+        self.myorigin = myorigin
+        self.size_limit = size_limit
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Scan maildrop/ now."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the current file and stop."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Scan until stop()."""
+        while not self._stopping:
+            await self.scan()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def scan(self) -> int:
+        """Queue every complete file in maildrop/; returns how many were queued."""
+        maildrop = self.layout.dir("maildrop")
+        queued = 0
+        try:
+            names = sorted(os.listdir(maildrop))
+        except OSError as exc:
+            log.warning(f"cannot read {maildrop}: {exc.strerror}")
+            return 0
+        for name in names:
+            if self._stopping:
+                break
+            if NAME_RE.fullmatch(name):
+                queued += await self._pick(name)
+            elif name.startswith("t"):
+                self._remove_stale(name)
+        return queued
+
+    def _remove_stale(self, name: str) -> None:
+        """Remove a temporary file an interrupted sendmail left behind (after a day)."""
+        path = self.layout.dir("maildrop") / name
+        try:
+            st = os.lstat(path)
+            if time.time() - st.st_mtime > _STALE_TEMP:
+                os.unlink(path)
+        except OSError:
+            pass
+
+    async def _pick(self, name: str) -> int:
+        path = self.layout.dir("maildrop") / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            self._reject(name, f"cannot open: {exc.strerror}")
+            return 0
+        with os.fdopen(fd, "rb") as fh:
+            try:
+                st = os.fstat(fh.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise MaildropError("not a regular file")
+                if st.st_nlink != 1:
+                    raise MaildropError(f"file has {st.st_nlink} links (a hard link is refused)")
+                if self.size_limit and st.st_size > self.size_limit + MAX_HEADER:
+                    raise MaildropError("message file too big")
+                block = _read_block(fh)
+                sender, recipients, full_name = parse_maildrop_header(block)
+                content_size = st.st_size - len(block) - 2
+                if self.size_limit and content_size > self.size_limit:
+                    raise MaildropError("message file too big")
+            except MaildropError as exc:
+                self._reject(name, str(exc))
+                return 0
+            user = _user_name(st.st_uid)
+            sender = self._qualify(sender) if sender else ""
+            recipients = [self._qualify(r) for r in recipients]
+            try:
+                writer = self.cleanup.begin(sender, recipients, client=("localhost", "127.0.0.1"),
+                                            helo="", protocol="local", local_submission=True,
+                                            full_name=full_name, submitter=str(st.st_uid))
+                while chunk := fh.read(_CHUNK):
+                    await writer.write(chunk)
+                qid = await writer.commit()
+            except Exception as exc:  # noqa: BLE001 - cleanup errors: leave the file, retry later
+                log.warning(f"{name}: cannot queue, will retry: {exc}")
+                try:
+                    await writer.abort()  # type: ignore[possibly-undefined]
+                except Exception:  # noqa: BLE001
+                    pass
+                return 0
+        log.info(f"{qid}: uid={st.st_uid} from=<{sender}>" + (f" ({user})" if user else ""))
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            log.warning(f"{name}: queued as {qid} but cannot remove: {exc.strerror}")
+        return 1
+
+    def _qualify(self, address: str) -> str:
+        return address if "@" in address else f"{address}@{self.myorigin}"
+
+    def _reject(self, name: str, reason: str) -> None:
+        log.warning(f"{name}: refused maildrop file, moved to corrupt/: {reason}")
+        try:
+            os.rename(self.layout.dir("maildrop") / name, self.layout.dir("corrupt") / name)
+        except OSError:
+            try:
+                os.unlink(self.layout.dir("maildrop") / name)
+            except OSError:
+                pass
+
+
+def _read_block(fh) -> bytes:
+    """The envelope block up to the blank line (bounded); leaves `fh` at the message start."""
+    buf = bytearray()
+    while True:
+        line = fh.readline(MAX_HEADER)
+        if not line:
+            raise MaildropError("truncated file (no end of envelope)")
+        if line == b"\n":
+            return bytes(buf[:-1]) if buf.endswith(b"\n") else bytes(buf)
+        buf += line
+        if len(buf) > MAX_HEADER:
+            raise MaildropError("envelope too large")
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""

@@ -1,0 +1,261 @@
+"""The back half's typed view of main.cf/master.cf (qmgr, delivery agents, bounce, pickup), and the
+factory that builds the queue manager for the daemon.
+
+SECURITY: reads configuration files owned by root (main.cf, master.cf, the transport and alias
+tables) before the privilege drop; trusts them as configuration but validates every value it uses:
+a value the daemon cannot honour raises ConfigError naming file, line and parameter.
+
+`load_back_settings(settings)` is registered in hardener.mta.settings (BACK section) and stores a
+`BackSettings` in `settings.extra["back"]`. `build_queue_manager(settings, layout, cleanup)` and
+`build_pickup(...)` are what the daemon calls.
+
+Parameters honoured here (besides those FRONT reads): minimal_backoff_time, maximal_backoff_time,
+queue_run_delay, maximal_queue_lifetime, bounce_queue_lifetime, qmgr_message_active_limit,
+default_destination_concurrency_limit, TRANSPORT_destination_concurrency_limit,
+smtp_destination_recipient_limit, relayhost, default_transport, relay_transport, local_transport,
+transport_maps, smtp_helo_name, smtp_tls_security_level (smtp_enforce_tls, smtp_use_tls),
+smtp_tls_CAfile, smtp_*_timeout, smtp_connection_cache_time_limit,
+smtp_connection_reuse_time_limit, smtp_bind_address, smtp_mx_address_limit, alias_maps,
+local_recipient_maps, recipient_delimiter, hardener_local_spool (Maildir spool root; default
+queue_directory/spool), hardener_pickup_interval (maildrop poll, seconds; default 1).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hardener.errors import ConfigError
+from hardener.mta.delivery.local import LocalSettings, parse_aliases
+from hardener.mta.delivery.routing import AGENTS, RoutingSettings
+from hardener.mta.delivery.smtp import TLS_LEVELS, SmtpSettings
+from hardener.mta.delivery.smtp_client import Timeouts
+from hardener.mta.qmgr import QmgrSettings
+from hardener.mta.qmgr_retry import RetryPolicy
+
+_TABLE_TYPES = ("hash", "btree", "lmdb", "cdb", "dbm", "sdbm", "texthash")
+_SUPPORTED_TLS = ("none", "may", "encrypt", "dane", "verify", "secure")
+
+
+@dataclass
+class BackSettings:
+    """Typed settings of qmgr, the delivery agents and pickup."""
+
+    qmgr: QmgrSettings
+    routing: RoutingSettings
+    smtp: SmtpSettings
+    local: LocalSettings
+    mx_address_limit: int
+    myhostname: str
+    myorigin: str
+    message_size_limit: int
+    pickup_interval: float
+
+
+def _error(main: Any, name: str, message: str) -> ConfigError:
+    loc = main.location(name)
+    return ConfigError(message, file=loc.file if loc else main.filename,
+                       line=loc.line if loc else None, field=name)
+
+
+def _time(main: Any, name: str, minimum: int = 0) -> int:
+    value = main.get_time(name)
+    if value < minimum:
+        raise _error(main, name, f"must be at least {minimum}s, not {value}s")
+    return value
+
+
+def _int(main: Any, name: str, minimum: int = 0) -> int:
+    value = main.get_int(name)
+    if value < minimum:
+        raise _error(main, name, f"must be at least {minimum}, not {value}")
+    return value
+
+
+def read_map(main: Any, name: str, spec: str) -> dict[str, str]:
+    """A key -> value table from a `type:/path` in main.cf (the source text file is read)."""
+    kind, _, path = spec.partition(":")
+    if not _ or kind.lower() not in _TABLE_TYPES:
+        raise _error(main, name, f"unsupported table {spec!r} (use texthash: or hash: with the "
+                                 "source text file)")
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise _error(main, name, f"cannot read table {path}: {exc.strerror}") from None
+    table: dict[str, str] = {}
+    lines: list[tuple[int, str]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0].isspace() and lines:
+            lines[-1] = (lines[-1][0], lines[-1][1] + " " + line.strip())
+        else:
+            lines.append((n, line.strip()))
+    for n, line in lines:
+        parts = line.split(None, 1)
+        if len(parts) != 2:
+            raise ConfigError("expected 'key value'", file=path, line=n, field=name)
+        table.setdefault(parts[0].lower(), parts[1].strip())
+    return table
+
+
+def _services(master: Any) -> dict[str, str]:
+    """master.cf service name -> delivery agent, for the agents hardener has."""
+    services = {"smtp": "smtp", "relay": "smtp", "local": "local", "error": "error",
+                "retry": "retry", "discard": "discard"}
+    for svc in getattr(master, "services", master) or []:
+        if getattr(svc, "type", "") != "unix":
+            continue
+        command = (svc.command.split() or [""])[0]
+        if command in AGENTS:
+            services[svc.name] = command
+    return services
+
+
+def _tls_level(main: Any) -> str:
+    level = main.get("smtp_tls_security_level").lower()
+    if not level:
+        if main.is_set("smtp_enforce_tls") and main.get_bool("smtp_enforce_tls"):
+            level = "encrypt"
+        elif main.is_set("smtp_use_tls") and main.get_bool("smtp_use_tls"):
+            level = "may"
+        else:
+            level = "none"
+    if level not in TLS_LEVELS:
+        raise _error(main, "smtp_tls_security_level", f"unknown TLS security level {level!r}")
+    if level not in _SUPPORTED_TLS:
+        raise _error(main, "smtp_tls_security_level", f"level {level!r} is not supported by "
+                                                       "hardener's smtp client")
+    return level
+
+
+def _aliases(main: Any) -> dict[str, list[str]]:
+    aliases: dict[str, list[str]] = {}
+    for spec in main.get_list("alias_maps"):
+        kind, sep, path = spec.partition(":")
+        if not sep or kind.lower() in ("nis", "nisplus", "netinfo"):
+            continue  # not available on this host, as Postfix's default nis:mail.aliases
+        if kind.lower() not in _TABLE_TYPES:
+            raise _error(main, "alias_maps", f"unsupported alias table {spec!r}")
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise _error(main, "alias_maps", f"cannot read {path}: {exc.strerror}") from None
+        for name, targets in parse_aliases(text, path).items():
+            aliases.setdefault(name, targets)
+    return aliases
+
+
+def load_back_settings(settings: Any) -> None:
+    """Read and validate the back half's parameters; stores BackSettings in settings.extra."""
+    main = settings.main
+    minimal = _time(main, "minimal_backoff_time", 1)
+    maximal = _time(main, "maximal_backoff_time", 1)
+    if maximal < minimal:
+        raise _error(main, "maximal_backoff_time",
+                     f"smaller than minimal_backoff_time ({maximal}s < {minimal}s)")
+    retry = RetryPolicy(minimal_backoff_time=minimal, maximal_backoff_time=maximal,
+                        queue_run_delay=_time(main, "queue_run_delay", 1),
+                        maximal_queue_lifetime=_time(main, "maximal_queue_lifetime"),
+                        bounce_queue_lifetime=_time(main, "bounce_queue_lifetime"))
+    services = _services(settings.master)
+    default_limit = _int(main, "default_destination_concurrency_limit", 1)
+    per_transport = {}
+    for name in services:
+        param = f"{name}_destination_concurrency_limit"
+        if main.is_set(param):
+            per_transport[name] = _int(main, param, 1)
+    per_transport.setdefault("local", _int(main, "local_destination_concurrency_limit", 1))
+    qmgr = QmgrSettings(retry=retry, active_limit=_int(main, "qmgr_message_active_limit", 1),
+                        destination_concurrency=default_limit,
+                        transport_concurrency=per_transport,
+                        destination_recipient_limit=_int(main, "smtp_destination_recipient_limit",
+                                                         1))
+    transport_map: dict[str, str] = {}
+    for spec in main.get_list("transport_maps"):
+        for key, value in read_map(main, "transport_maps", spec).items():
+            transport_map.setdefault(key, value)
+    routing = RoutingSettings(
+        mydestination=list(settings.mydestination), relay_domains=list(settings.relay_domains),
+        relayhost=main.get("relayhost"), default_transport=main.get("default_transport"),
+        relay_transport=main.get("relay_transport"), local_transport=main.get("local_transport"),
+        transport_map=transport_map, services=services)
+    for name in ("default_transport", "relay_transport", "local_transport"):
+        transport = main.get(name).partition(":")[0]
+        if transport not in services:
+            raise _error(main, name, f"transport {transport!r} is not a delivery agent hardener "
+                                     f"has (known: {', '.join(sorted(services))})")
+    timeouts = Timeouts(connect=_time(main, "smtp_connect_timeout", 1),
+                        helo=_time(main, "smtp_helo_timeout", 1),
+                        mail=_time(main, "smtp_mail_timeout", 1),
+                        rcpt=_time(main, "smtp_rcpt_timeout", 1),
+                        data_init=_time(main, "smtp_data_init_timeout", 1),
+                        data_xfer=_time(main, "smtp_data_xfer_timeout", 1),
+                        data_done=_time(main, "smtp_data_done_timeout", 1),
+                        quit=_time(main, "smtp_quit_timeout", 1),
+                        rset=_time(main, "smtp_rset_timeout", 1),
+                        starttls=_time(main, "smtp_starttls_timeout", 1))
+    smtp = SmtpSettings(helo_name=main.get("smtp_helo_name") or settings.myhostname,
+                        tls_security_level=_tls_level(main),
+                        tls_cafile=main.get("smtp_tls_CAfile"),
+                        timeouts=timeouts,
+                        cache_time_limit=_time(main, "smtp_connection_cache_time_limit"),
+                        reuse_time_limit=_time(main, "smtp_connection_reuse_time_limit", 1),
+                        bind_address=main.get("smtp_bind_address"))
+    if main.is_set("hardener_local_spool"):
+        spool = Path(main.get("hardener_local_spool"))
+        if not spool.is_absolute():
+            raise _error(main, "hardener_local_spool", "must be an absolute path")
+    else:
+        spool = Path(settings.queue_directory) / "spool"
+    local_domains = list(settings.mydestination)
+    local = LocalSettings(spool_dir=spool, aliases=_aliases(main),
+                          local_domains=lambda d: not d or d.lower() in local_domains,
+                          recipient_delimiter=main.get("recipient_delimiter"),
+                          require_known_user=bool(main.get_list("local_recipient_maps")),
+                          myhostname=settings.myhostname)
+    interval = 1.0
+    if main.is_set("hardener_pickup_interval"):
+        interval = float(_time(main, "hardener_pickup_interval", 1))
+    settings.extra["back"] = BackSettings(
+        qmgr=qmgr, routing=routing, smtp=smtp, local=local,
+        mx_address_limit=_int(main, "smtp_mx_address_limit", 1),
+        myhostname=settings.myhostname, myorigin=settings.myorigin,
+        message_size_limit=settings.message_size_limit, pickup_interval=interval)
+
+
+def build_queue_manager(settings: Any, layout: Any, cleanup: Any) -> Any:
+    """The QueueManager for the daemon, with its delivery agents and bounce wired to `cleanup`.
+
+    The daemon passes `qmgr.wake` as cleanup's on_commit callback and runs `await qmgr.run()`;
+    `await qmgr.stop()` at shutdown.
+    """
+    from hardener.mta.bounce import Bouncer
+    from hardener.mta.delivery.error import ErrorAgent
+    from hardener.mta.delivery.local import LocalAgent
+    from hardener.mta.delivery.nexthop import NextHopResolver
+    from hardener.mta.delivery.routing import Router
+    from hardener.mta.delivery.smtp import SmtpAgent
+    from hardener.mta.qmgr import QueueManager, make_resubmitter
+
+    back: BackSettings = settings.extra["back"]
+    os.makedirs(back.local.spool_dir, mode=0o700, exist_ok=True)
+    error = ErrorAgent()
+    agents = {"smtp": SmtpAgent(back.smtp, NextHopResolver(mx_address_limit=back.mx_address_limit)),
+              "local": LocalAgent(back.local, make_resubmitter(cleanup)),
+              "error": error, "retry": error, "discard": error}
+    return QueueManager(layout, back.qmgr, Router(back.routing), agents,
+                        Bouncer(cleanup, back.myhostname))
+
+
+def build_pickup(settings: Any, layout: Any, cleanup: Any) -> Any:
+    """The maildrop pickup service for the daemon (`await pickup.run()`, `pickup.stop()`)."""
+    from hardener.mta.pickup import Pickup
+
+    back: BackSettings = settings.extra["back"]
+    return Pickup(layout, cleanup, myorigin=back.myorigin,
+                  size_limit=back.message_size_limit, interval=back.pickup_interval)

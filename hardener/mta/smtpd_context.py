@@ -1,0 +1,98 @@
+"""What every smtpd session shares: settings, policy, cleanup, anvil, local recipients, counters.
+
+SECURITY: built by the daemon before the privilege drop (tables and the hosts file are read then);
+holds no per-client data except anvil's counters.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hardener.errors import ConfigError
+from hardener.mta.anvil import Anvil
+from hardener.mta.cleanup import Cleanup
+from hardener.mta.local_recipients import LocalRecipients
+from hardener.mta.relay_policy import PolicySettings
+from hardener.mta.settings import MtaSettings
+
+
+def _hosts_names(path: Path = Path("/etc/hosts")) -> dict[str, str]:
+    """address -> first name from /etc/hosts (the only name service here; no DNS timeouts)."""
+    names: dict[str, str] = {}
+    try:
+        for line in path.read_text(errors="replace").splitlines():
+            fields = line.split("#", 1)[0].split()
+            if len(fields) >= 2:
+                try:
+                    addr = str(ipaddress.ip_address(fields[0]))
+                except ValueError:
+                    continue
+                names.setdefault(addr, fields[1])
+    except OSError:
+        pass
+    return names
+
+
+def tls_context_from(settings: MtaSettings) -> ssl.SSLContext | None:
+    """The server TLS context for STARTTLS, or None when smtpd_tls_security_level is none/empty."""
+    main = settings.main
+    level = main.get("smtpd_tls_security_level").lower()
+    if level in ("", "none"):
+        return None
+    cert = main.get("smtpd_tls_cert_file") or main.get("smtpd_tls_chain_files")
+    key = main.get("smtpd_tls_key_file") or cert
+    if not cert:
+        loc = main.location("smtpd_tls_security_level")
+        raise ConfigError("STARTTLS requested but smtpd_tls_cert_file is not set",
+                          file=loc.file if loc else main.filename, line=loc.line if loc else None,
+                          field="smtpd_tls_security_level")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        loc = main.location("smtpd_tls_cert_file")
+        raise ConfigError(f"cannot load certificate/key: {exc}",
+                          file=loc.file if loc else main.filename, line=loc.line if loc else None,
+                          field="smtpd_tls_cert_file") from None
+    return ctx
+
+
+@dataclass
+class SmtpdContext:
+    """Shared state of the smtpd listeners in one daemon."""
+
+    settings: MtaSettings
+    policy: PolicySettings
+    cleanup: Cleanup
+    anvil: Anvil
+    recipients: LocalRecipients
+    tls: ssl.SSLContext | None = None
+    host_names: dict[str, str] = field(default_factory=dict)
+    sessions: dict[str, int] = field(default_factory=dict)   # per listener service name
+    stopping: bool = False
+
+    @classmethod
+    def build(cls, settings: MtaSettings, cleanup: Cleanup) -> "SmtpdContext":
+        """Everything derived from settings (ConfigError if a table cannot be read)."""
+        try:
+            recipients = LocalRecipients(settings.local_recipient_maps, settings.alias_maps,
+                                         settings.recipient_delimiter)
+        except ConfigError as exc:
+            file, line = settings.where("local_recipient_maps")
+            raise ConfigError(exc.message, file=exc.file or file, line=line,
+                              field="local_recipient_maps") from None
+        anvil = Anvil(settings.conn_count_limit, settings.conn_rate_limit, settings.rate_time_unit,
+                      settings.event_limit_exceptions)
+        return cls(settings=settings, policy=PolicySettings.from_settings(settings),
+                   cleanup=cleanup, anvil=anvil, recipients=recipients,
+                   tls=tls_context_from(settings), host_names=_hosts_names())
+
+    def client_name(self, addr: str) -> str:
+        """Postfix-style client name: from /etc/hosts, else 'unknown'."""
+        return self.host_names.get(addr, "unknown")
