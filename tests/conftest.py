@@ -8,3 +8,4 @@ from tests.fixtures.postfix import (  # noqa: F401
 )
 from tests.fixtures.tls import cert_factory  # noqa: F401
 from tests.fixtures.dns import dnsmasq_factory  # noqa: F401
+from tests.fixtures.mta import mail_owner, mta_factory  # noqa: F401

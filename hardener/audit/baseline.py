@@ -92,7 +92,7 @@ def load_baseline(path: Path) -> list[Suppression]:
     if isinstance(data, dict) and "suppressions" in data:
         data = data["suppressions"]
     if not isinstance(data, list):
-        raise InputError("expected a list of suppressions", file=where)
+        raise InputError("expected a list of suppressions", file=where, line=1)
     return [_entry(item, where, index) for index, item in enumerate(data, start=1)]
 
 

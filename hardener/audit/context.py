@@ -72,6 +72,7 @@ class AuditOptions:
     timeout: float = DEFAULT_TIMEOUT                # connect and per-reply timeout (seconds)
     concurrency: int = 10                           # targets audited at once
     transcript_dir: Path | None = None              # --transcript DIR
+    ca_file: Path | None = None                     # --ca-file: extra trust anchors for TLS checks
     helo_name: str = DEFAULT_HELO
     retries_421: int = 2                            # extra attempts when the greeting is 421
     delay_421: float = 2.0                          # seconds to wait before such an attempt

@@ -4,7 +4,7 @@
                    [--source-address IP]... [--trusted CIDR]... [--xclient-addr IP]...
                    [--relay-domain DOMAIN] [--intrusive [--rcpt ADDR] [--relay-canary ADDR]]
                    [--format F] [--output FILE] [--fail-on SEV] [--timeout S] [--concurrency N]
-                   [--baseline FILE] [--transcript DIR]
+                   [--baseline FILE] [--transcript DIR] [--ca-file FILE]
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def parse_mailbox(text: str, option: str) -> str:
 
 def build_options(*, source_addresses: list[str], trusted: list[str], xclient_addrs: list[str],
                   relay_domain: str, intrusive: bool, rcpt: str | None, relay_canary: str | None,
-                  timeout: float, concurrency: int, transcript: Path | None) -> AuditOptions:
+                  timeout: float, concurrency: int, transcript: Path | None,
+                  ca_file: Path | None = None) -> AuditOptions:
     """Validate the flags and build AuditOptions (InputError naming the flag on a bad value)."""
     if timeout <= 0:
         raise InputError(f"{timeout:g} must be more than 0 seconds", field="--timeout")
@@ -86,6 +87,8 @@ def build_options(*, source_addresses: list[str], trusted: list[str], xclient_ad
         raise InputError(f"{relay_domain!r} is not a domain name", field="--relay-domain")
     if transcript is not None and transcript.exists() and not transcript.is_dir():
         raise InputError("exists and is not a directory", file=str(transcript), field="--transcript")
+    if ca_file is not None and not ca_file.is_file():
+        raise InputError("no such file", file=str(ca_file), field="--ca-file")
     return AuditOptions(
         source_addresses=sources,
         trusted=tuple(parse_cidr(c) for c in trusted),
@@ -97,6 +100,7 @@ def build_options(*, source_addresses: list[str], trusted: list[str], xclient_ad
         timeout=timeout,
         concurrency=concurrency,
         transcript_dir=transcript,
+        ca_file=ca_file,
     )
 
 
@@ -168,13 +172,17 @@ def register(app: typer.Typer) -> None:
             "--baseline", metavar="FILE", help="YAML list of accepted findings to suppress.")] = None,
         transcript: Annotated[Optional[Path], typer.Option(
             "--transcript", metavar="DIR", help="Write each target's SMTP transcript to DIR.")] = None,
+        ca_file: Annotated[Optional[Path], typer.Option(
+            "--ca-file", metavar="FILE",
+            help="PEM CA certificates to trust (besides the system's) when checking certificates.")
+        ] = None,
     ) -> None:
         """Probe SMTP servers from the network and report findings against the control catalog."""
         options = build_options(
             source_addresses=source_address or [], trusted=trusted or [],
             xclient_addrs=xclient_addr or [], relay_domain=relay_domain, intrusive=intrusive,
             rcpt=rcpt, relay_canary=relay_canary, timeout=timeout, concurrency=concurrency,
-            transcript=transcript)
+            transcript=transcript, ca_file=ca_file)
         suppressions = load_baseline(baseline) if baseline is not None else []
         target_list, notes = collect_targets(targets or [], targets_file, mx or [], resolver, port,
                                              timeout)

@@ -16,9 +16,14 @@ def register(app: typer.Typer) -> None:
     @mta.command("serve")
     def serve(config: Path = config_opt) -> None:
         """Run the daemon in the foreground until SIGTERM."""
-        from hardener.mta.daemon import serve as run
+        import os
+        import sys
 
-        raise typer.Exit(run(config))
+        # Same pid, lean process: the daemon does not need the rest of the CLI in memory.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "hardener.mta.daemon",
+                                  "--config", str(config)])
 
     @mta.command("start")
     def start(config: Path = config_opt) -> None:

@@ -11,8 +11,6 @@ they end: root -> admin -> ops@example.com is fine, root -> root or /dev/null is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
 from hardener import postfix
 from hardener.lint.base import LintContext, Skip, finding
 from hardener.lint.tables import FILE_TYPES, split_ref
@@ -46,17 +44,16 @@ def aliases_file(ctx: LintContext) -> tuple[Path | None, list[str]]:
 
 
 def _entries(path: Path) -> dict[str, tuple[list[str], int | None]]:
-    """alias name (lowercase) -> (targets, line) from the parser's read_aliases()."""
-    result: dict[str, tuple[list[str], int | None]] = {}
-    data: Any = postfix.read_aliases(path)
-    items = data.items() if isinstance(data, dict) else ((getattr(a, "name", None), a) for a in data)
-    for name, entry in items:
-        targets = entry if isinstance(entry, (list, tuple)) else getattr(entry, "targets", entry)
-        if isinstance(targets, str):
-            targets = [targets]
-        line = getattr(entry, "line", None)
-        result[str(name).lower()] = ([str(t) for t in targets], line)
-    return result
+    """alias name (lowercase) -> (targets, line): targets from the parser's read_aliases(), the
+    line of the first `name:` that defines it (the first wins; read_aliases keeps no lines)."""
+    data: dict[str, list[str]] = postfix.read_aliases(path, strict=False)
+    lines: dict[str, int] = {}
+    for number, text in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if text[:1].isspace() or text.lstrip().startswith("#") or ":" not in text:
+            continue
+        lines.setdefault(text.split(":", 1)[0].strip().strip('"').lower(), number)
+    return {str(name).lower(): ([str(t) for t in targets], lines.get(str(name).lower()))
+            for name, targets in data.items()}
 
 
 def _final_targets(aliases: dict[str, tuple[list[str], int | None]], name: str) -> list[str]:

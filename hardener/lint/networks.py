@@ -14,6 +14,7 @@ from typing import Any
 
 from hardener import postfix
 from hardener.lint.base import LintContext, Network, Skip, finding
+from hardener.lint.privilege import command_name
 from hardener.report.model import Finding, Location
 
 PUBLIC_V4_MAX_PREFIX = 24   # a public IPv4 range wider than this is "too broad"
@@ -39,7 +40,8 @@ def trusted_networks(ctx: LintContext) -> list[Network]:
         items = postfix.parse_mynetworks(ctx.main)
     except Exception:   # a malformed entry: mynetworks-malformed reports it
         return []
-    return [net for net in (as_network(i) for i in items) if net is not None]
+    nets = [as_network(i) for i in items if not getattr(i, "negated", False)]
+    return [net for net in nets if net is not None]
 
 
 def _public(net: Network) -> bool:
@@ -91,15 +93,6 @@ def check_mynetworks_too_broad(ctx: LintContext) -> list[Finding]:
     return found
 
 
-def _problem_text(problem: Any) -> str:
-    for attr in ("message", "problem", "reason"):
-        value = getattr(problem, attr, None)
-        if isinstance(value, str) and value:
-            entry = getattr(problem, "entry", None)
-            return f"{entry!r}: {value}" if entry and str(entry) not in value else value
-    return str(problem)
-
-
 def check_mynetworks_malformed(ctx: LintContext) -> list[Finding]:
     """mynetworks-malformed: entries Postfix rejects or reads differently from what is written."""
     if not ctx.is_set("mynetworks"):
@@ -110,11 +103,10 @@ def check_mynetworks_malformed(ctx: LintContext) -> list[Finding]:
     loc = ctx.location("mynetworks")
     found = []
     for problem in problems:
-        line = getattr(problem, "line", None) or loc.line
-        file = getattr(problem, "file", None) or loc.file
+        where = problem.location or loc
         found.append(finding(ctx, "mynetworks-malformed", "mynetworks",
-                             f"{ctx.describe('mynetworks')}: {_problem_text(problem)}",
-                             location=Location(str(file), line)))
+                             f"{ctx.describe('mynetworks')}: {problem.message}",
+                             location=Location(str(where.file), where.line)))
     return found
 
 
@@ -157,12 +149,7 @@ def _inet_smtpd_services(ctx: LintContext) -> list[Any]:
     if ctx.master is None:
         return []
     return [s for s in ctx.master.services
-            if getattr(s, "type", "") == "inet" and _command_name(s) in ("smtpd", "postscreen")]
-
-
-def _command_name(service: Any) -> str:
-    command = str(getattr(service, "command", "") or "")
-    return command.split()[0].rsplit("/", 1)[-1] if command.split() else ""
+            if s.type == "inet" and command_name(s) in ("smtpd", "postscreen")]
 
 
 def check_inet_interfaces_exposed(ctx: LintContext) -> list[Finding]:
@@ -173,23 +160,19 @@ def check_inet_interfaces_exposed(ctx: LintContext) -> list[Finding]:
     found = []
     services = _inet_smtpd_services(ctx)
     exposed = _exposed_interfaces(ctx.words("inet_interfaces"))
-    unbound = [s for s in services if ":" not in str(getattr(s, "name", ""))]
+    unbound = [s for s in services if s.listen_host is None]
     if exposed and (ctx.master is None or unbound):
         found.append(finding(ctx, "inet-interfaces-exposed", "inet_interfaces",
                              f"send-only host ({', '.join(reasons)}) yet {ctx.describe('inet_interfaces')}"
                              f" listens on {', '.join(exposed)}"))
     for service in services:
-        name = str(getattr(service, "name", ""))
-        if ":" not in name:
-            continue
-        host = name.rsplit(":", 1)[0]
-        if _exposed_interfaces([host]):
-            line = getattr(service, "line", None)
+        host = service.listen_host
+        if host is not None and _exposed_interfaces([host]):
             found.append(Finding.of(
                 "inet-interfaces-exposed",
-                f"send-only host ({', '.join(reasons)}) yet master.cf service {name} "
-                f"({_command_name(service)}) listens on {host}",
-                location=Location(str(ctx.master_path), line)))
+                f"send-only host ({', '.join(reasons)}) yet master.cf service {service.name} "
+                f"({command_name(service)}) listens on {host}",
+                location=Location(str(ctx.master_path), service.line)))
     return found
 
 

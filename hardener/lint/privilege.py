@@ -31,13 +31,11 @@ def is_chrooted(service: Any) -> bool:
 
 
 def _chroot_text(service: Any) -> str:
-    value = getattr(service, "chroot", None)
-    raw = getattr(service, "chroot_raw", None)
-    if raw is not None:
-        return str(raw)
-    if isinstance(value, bool):
-        return "y" if value else "n"
-    return str(value or "-")
+    """The chroot column as written (4th of the 7 columns after the name)."""
+    columns = getattr(service, "columns", ()) or ()
+    if len(columns) >= 4:
+        return str(columns[3])
+    return "y" if is_chrooted(service) else "n"
 
 
 def check_chroot(ctx: LintContext) -> list[Finding]:

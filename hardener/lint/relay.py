@@ -11,8 +11,10 @@ judged by the networks checks; here the client is outside it.
 from __future__ import annotations
 
 from hardener.lint.base import LintContext, finding
-from hardener.lint.restrictions import Decision, Outcome, Scenario, evaluate, has_required
+from hardener.lint.restrictions import (Decision, Outcome, Scenario, evaluate, has_required,
+                                        ignored_after_permit)
 from hardener.lint.tables import read_table, split_ref
+from hardener.postfix.maincf import split_list
 from hardener.report.model import Finding
 
 RELAY_LISTS = ("smtpd_relay_restrictions", "smtpd_recipient_restrictions")
@@ -41,6 +43,9 @@ def decisions(ctx: LintContext, lists: tuple[str, ...], sc: Scenario) -> dict[st
 def wide_relay_domains(ctx: LintContext) -> list[str]:
     """relay_domains entries that match every domain, or every domain under a top-level domain."""
     subdomains_match = "relay_domains" in ctx.words("parent_domain_matches_subdomains")
+    # Single labels count only when written in relay_domains itself: the default at compatibility
+    # level < 2 ($mydestination) holds the machine's short name, which matches no real domain.
+    written = {w.lower() for w in split_list(ctx.raw("relay_domains") or "")}
     wide = []
     for entry in ctx.words("relay_domains"):
         kind, name = split_ref(entry)
@@ -51,8 +56,8 @@ def wide_relay_domains(ctx: LintContext) -> list[str]:
                 wide.append(f"{entry} (matches every domain)")
             continue
         label = name.lstrip(".")
-        if label and "." not in label and label.lower() != "localhost" and (
-                subdomains_match or name.startswith(".")):
+        if label and "." not in label and name.lower() in written and label.lower() not in (
+                "localhost", "localdomain") and (subdomains_match or name.startswith(".")):
             wide.append(f"{entry} (matches every domain under .{label})")
     return wide
 
@@ -83,13 +88,17 @@ def check_relay_restrictions(ctx: LintContext) -> list[Finding]:
                        f"smtpd_recipient_restrictions alone)")
     if not has_required(relay, known) and not has_required(rcpt, known):
         name = next((n for n in RELAY_LISTS if ctx.is_set(n)), RELAY_LISTS[0])
+        ignored = [f"`{guard}` after `permit` in {n} is ignored"
+                   for n, tokens in zip(RELAY_LISTS, (relay, rcpt)) for guard in ignored_after_permit(tokens)]
+        why = f" ({'; '.join(ignored)})" if ignored else ""
         return [finding(ctx, "relay-restrictions", name,
-                        f"neither smtpd_relay_restrictions nor smtpd_recipient_restrictions contains "
-                        f"reject_unauth_destination (or defer_unauth_destination, reject, defer); "
-                        f"{ctx.describe('smtpd_relay_restrictions')}; "
+                        f"neither smtpd_relay_restrictions nor smtpd_recipient_restrictions has a "
+                        f"working reject_unauth_destination (or defer_unauth_destination, reject, "
+                        f"defer){why}: {ctx.describe('smtpd_relay_restrictions')}; "
                         f"{ctx.describe('smtpd_recipient_restrictions')}{compat_note}. Postfix's smtpd "
-                        f"refuses to run with this (fatal: specify at least one working instance of "
-                        f"reject_unauth_destination ...)")]
+                        f"refuses every session with this (fatal: specify at least one working "
+                        f"instance of reject_unauth_destination ...), and one permit away from "
+                        f"an open relay")]
     found = decisions(ctx, RELAY_LISTS, scenario(ctx))
     if all(d.lets_through for d in found.values()):
         parts = "; ".join(_list_text(ctx, n, d) for n, d in found.items())

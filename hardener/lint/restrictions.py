@@ -84,14 +84,33 @@ def evaluate(tokens: list[str], classes: dict[str, list[str]], scenario: Scenari
 
 
 def has_required(tokens: list[str], classes: dict[str, list[str]], _depth: int = 0) -> bool:
-    """True when the list holds a restriction Postfix accepts as relay protection (smtpd's check)."""
-    for token in tokens:
-        name = token.lower()
+    """True when the list holds a working relay guard, as smtpd_check.c's has_required() decides.
+
+    A guard after `permit` does not count (Postfix: "restriction `X' after `permit' is ignored"),
+    nor one behind warn_if_reject; restriction classes are searched too.
+    """
+    index = 0
+    while index < len(tokens):
+        name = tokens[index].lower()
+        if name == "warn_if_reject" and index + 1 < len(tokens):
+            index += 2
+            continue
+        if name == "permit":
+            return False
         if name in REQUIRED_FOR_RELAY:
             return True
         if name in classes and _depth < _MAX_DEPTH and has_required(classes[name], classes, _depth + 1):
             return True
+        index += 1
     return False
+
+
+def ignored_after_permit(tokens: list[str]) -> list[str]:
+    """Relay guards that follow a bare `permit` (which Postfix ignores, with a warning)."""
+    lowered = [t.lower() for t in tokens]
+    if "permit" not in lowered:
+        return []
+    return [t for t in tokens[lowered.index("permit") + 1:] if t.lower() in REQUIRED_FOR_RELAY]
 
 
 def _argument(tokens: list[str], index: int, name: str) -> tuple[str | None, int]:

@@ -59,7 +59,7 @@ def load_context(path: str | Path, *, trusted: tuple[Network, ...] = (),
     """Parse the files at PATH into a LintContext (ConfigError/InputError for unusable input)."""
     main_path, master_path = find_files(path)
     main = postfix.load_main_cf(main_path)
-    master = postfix.load_master_cf(master_path) if master_path else None
+    master = postfix.load_master_cf(master_path, main) if master_path else None
     ctx = LintContext(main=main, main_path=main_path, master=master, master_path=master_path,
                       trusted=trusted)
     if now is not None:
@@ -67,11 +67,17 @@ def load_context(path: str | Path, *, trusted: tuple[Network, ...] = (),
     return ctx
 
 
+# Address classes come from trivial-rewrite, not smtpd: an smtpd `-o relay_domains=...` does not
+# change which domains smtpd relays for (checked against real Postfix in tests/lint).
+RESOLVER_PARAMETERS = frozenset({"relay_domains", "mydestination", "virtual_alias_domains",
+                                 "virtual_mailbox_domains", "inet_interfaces", "proxy_interfaces"})
+
+
 def _overrides(service: Any) -> dict[str, str]:
+    """A service's -o name=value options, without those smtpd does not act on itself."""
     options = getattr(service, "options", None) or {}
-    if isinstance(options, dict):
-        return {str(k): str(v) for k, v in options.items()}
-    return {str(k): str(v) for k, v in options}
+    pairs = options.items() if isinstance(options, dict) else options
+    return {str(k): str(v) for k, v in pairs if str(k) not in RESOLVER_PARAMETERS}
 
 
 def smtpd_services(ctx: LintContext) -> list[Any]:

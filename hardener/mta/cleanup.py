@@ -27,11 +27,13 @@ from pathlib import Path
 
 from hardener.mta.maillog import get_logger
 from hardener.mta.queue_file import Envelope, Recipient, format_envelope
-from hardener.mta.queue_layout import QueueLayout, fsync_dir
+from hardener.mta.cleanup_commit import CommitItem, GroupCommitter, create_file, write_all
+from hardener.mta.queue_layout import QueueLayout
 
 log = get_logger("cleanup")
 
 HEADER_LIMIT = 102400  # Postfix's header_size_limit: more than this is body
+SPILL = 65536  # content kept in memory before the temporary file is created (bounded)
 _SIZE_WIDTH = 20  # the size field is written zero-padded, then patched in place at commit
 _counter = itertools.count(secrets.randbelow(4096))
 
@@ -60,59 +62,20 @@ class CleanupSettings:
     header_limit: int = HEADER_LIMIT
 
 
-class _DirSyncer:
-    """Group commit of directory fsyncs: callers that arrive while one runs share the next one."""
-
-    def __init__(self, path: Path, executor: ThreadPoolExecutor) -> None:
-        self.path = path
-        self.executor = executor
-        self.waiting: list[asyncio.Future[None]] = []
-        self.running = False
-
-    async def sync(self) -> None:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self.waiting.append(fut)
-        if not self.running:
-            self.running = True
-            loop.create_task(self._run())
-        await fut
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self.waiting:
-                batch, self.waiting = self.waiting, []
-                error: BaseException | None = None
-                try:
-                    await loop.run_in_executor(self.executor, fsync_dir, self.path)
-                except OSError as exc:
-                    error = exc
-                for fut in batch:
-                    if fut.done():
-                        continue
-                    if error is None:
-                        fut.set_result(None)
-                    else:
-                        fut.set_exception(error)
-        finally:
-            self.running = False
-
-
 class Cleanup:
     """Queue file writer shared by smtpd and pickup (one per daemon)."""
 
     def __init__(self, layout: QueueLayout, settings: CleanupSettings,
-                 on_commit: Callable[[str], None] | None = None, *, fsync_threads: int = 32,
+                 on_commit: Callable[[str], None] | None = None, *, commit_threads: int = 2,
                  owner: tuple[int, int] | None = None) -> None:
         self.layout = layout
         # A cleanup running as root (the pickup helper) hands its files to the mail owner.
         self.owner = owner if owner is not None and os.geteuid() == 0 else None
         self.settings = settings
         self.on_commit = on_commit
-        self.executor = ThreadPoolExecutor(max_workers=fsync_threads,
-                                           thread_name_prefix="cleanup-fsync")
-        self._incoming_sync = _DirSyncer(layout.dir("incoming"), self.executor)
+        self.executor = ThreadPoolExecutor(max_workers=commit_threads,
+                                           thread_name_prefix="cleanup-commit")
+        self.committer = GroupCommitter(layout.dir("incoming"), self.executor)
 
     def begin(self, sender: str, recipients: Iterable[Recipient | str], *,
               client: tuple[str, str] = ("localhost", "127.0.0.1"), helo: str = "",
@@ -155,21 +118,8 @@ class CleanupWriter:
         self._header_buf = bytearray()
         self._cr_pending = False
         self._closed = False
-        header = format_envelope(env).replace(b"size: 0\n", b"size: " + b"0" * _SIZE_WIDTH + b"\n")
-        self._size_offset = header.index(b"size: ") + len(b"size: ")
-        try:
-            self.fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                              0o600)
-        except OSError as exc:
-            raise CleanupError(f"create {self.tmp_path.name}: {exc.strerror}") from exc
-        try:
-            if cleanup.owner is not None:
-                os.fchown(self.fd, *cleanup.owner)
-            self._write_all(header)
-        except (CleanupError, OSError):
-            self._discard()
-            raise
-        self._content_start = len(header)
+        self._buf = bytearray()
+        self.fd = -1  # created on the first spill, or by the committer for small messages
 
     # -- content ---------------------------------------------------------------------------------
 
@@ -177,6 +127,13 @@ class CleanupWriter:
         """Append content (LF line endings, dot-unstuffed); header block is held until complete."""
         if self._closed:
             raise CleanupError("write after commit/abort")
+        try:
+            self._write_chunk(chunk)
+        except BaseException:
+            self._discard()  # a failed message leaves no temporary file behind
+            raise
+
+    def _write_chunk(self, chunk: bytes) -> None:
         if self.local:
             chunk = self._normalise_local(chunk)
         if self._headers_done:
@@ -273,18 +230,32 @@ class CleanupWriter:
         return added
 
     def _write_content(self, data: bytes) -> None:
-        if data:
-            self._write_all(data)
-            self.size += len(data)
+        if not data:
+            return
+        self.size += len(data)
+        self._buf += data
+        if len(self._buf) >= SPILL:
+            self._spill()
 
-    def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
+    def _envelope_header(self, padded: bool) -> bytes:
+        self.env.size = self.size
+        header = format_envelope(self.env)
+        if padded:  # size unknown yet: patched in place at commit
+            header = header.replace(f"size: {self.size}\n".encode(),
+                                    b"size: " + b"0" * _SIZE_WIDTH + b"\n")
+            self._size_offset = header.index(b"size: ") + len(b"size: ")
+        return header
+
+    def _spill(self) -> None:
+        """Move the buffered content to the temporary file (created now for a large message)."""
         try:
-            while view:
-                n = os.write(self.fd, view)
-                view = view[n:]
+            if self.fd < 0:
+                self.fd = create_file(self.tmp_path, self.cleanup.owner)
+                write_all(self.fd, self._envelope_header(padded=True))
+            write_all(self.fd, self._buf)
         except OSError as exc:
             raise CleanupError(f"write {self.queue_id}: {exc.strerror}") from exc
+        self._buf = bytearray()
 
     # -- end -------------------------------------------------------------------------------------
 
@@ -293,36 +264,31 @@ class CleanupWriter:
         if self._closed:
             raise CleanupError("commit after commit/abort")
         cleanup = self.cleanup
-        loop = asyncio.get_running_loop()
+        target = cleanup.layout.path("incoming", self.queue_id)
         try:
             if self._cr_pending:
                 self._cr_pending = False
                 self._write_content(b"\n")
             if not self._headers_done:
-                self._flush_headers(len(self._header_buf) if self._header_end() is None
-                                    else self._header_end() or 0)
-            size_field = str(self.size).rjust(_SIZE_WIDTH, "0").encode()
-            try:
-                os.pwrite(self.fd, size_field, self._size_offset)
-                await loop.run_in_executor(cleanup.executor, os.fsync, self.fd)
-            except OSError as exc:
-                raise CleanupError(f"write {self.queue_id}: {exc.strerror}") from exc
-            os.close(self.fd)
-            self.fd = -1
-            target = cleanup.layout.path("incoming", self.queue_id)
-            try:
-                os.rename(self.tmp_path, target)
-            except OSError as exc:
-                raise CleanupError(f"rename {self.queue_id}: {exc.strerror}") from exc
-            try:
-                await cleanup._incoming_sync.sync()
-            except OSError as exc:
-                # Not durable: take it back out of incoming/ so the client's retry is the only copy.
+                end = self._header_end()
+                self._flush_headers(len(self._header_buf) if end is None else end)
+            if self.fd < 0:
+                item = CommitItem(self.tmp_path, target, -1, self._envelope_header(padded=False),
+                                  bytes(self._buf), cleanup.owner)
+            else:
                 try:
-                    os.rename(target, self.tmp_path)
-                except OSError:
-                    pass
-                raise CleanupError(f"fsync incoming: {exc.strerror}") from exc
+                    write_all(self.fd, self._buf)
+                    size_field = str(self.size).rjust(_SIZE_WIDTH, "0").encode()
+                    os.pwrite(self.fd, size_field, self._size_offset)
+                except OSError as exc:
+                    raise CleanupError(f"write {self.queue_id}: {exc.strerror}") from exc
+                item = CommitItem(self.tmp_path, target, self.fd)
+                self.fd = -1  # the committer closes it
+            self._buf = bytearray()
+            try:
+                await cleanup.committer.commit(item)
+            except OSError as exc:
+                raise CleanupError(f"commit {self.queue_id}: {exc.strerror or exc}") from exc
         except BaseException:
             self._discard()
             raise
@@ -339,6 +305,7 @@ class CleanupWriter:
 
     def _discard(self) -> None:
         self._closed = True
+        self._buf = bytearray()
         if self.fd >= 0:
             try:
                 os.close(self.fd)

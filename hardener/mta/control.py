@@ -36,7 +36,8 @@ def _is_ours(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return any(b"hardener" in part for part in cmdline) and b"serve" in cmdline
+    return b"hardener.mta.daemon" in cmdline or (
+        any(b"hardener" in part for part in cmdline) and b"serve" in cmdline)
 
 
 def start(config: Path) -> int:

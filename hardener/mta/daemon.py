@@ -25,6 +25,9 @@ from hardener.mta.privileges import bind_listeners, drop_privileges, owner_ids
 from hardener.mta.queue_layout import QueueLayout, QueueLayoutError
 from hardener.mta.settings import MtaSettings, load_settings
 
+# Imported lazily so the pickup helper, forked before them, stays small:
+# hardener.mta.smtpd, hardener.mta.smtpd_context, hardener.mta.qmgr_settings builders.
+
 log = maillog.get_logger("master")
 PID_FILE = "pid/master.pid"
 STOP_GRACE = 5.0
@@ -103,15 +106,22 @@ def _write_pid(path: Path) -> None:
 
 
 def _start_pickup_helper(settings: MtaSettings, layout: QueueLayout,
-                         owner: tuple[int, int] | None, sockets: list) -> int | None:
-    """Fork the pickup helper (root, reads maildrop/); returns its pid, None if not forked."""
+                         owner: tuple[int, int] | None, sockets: list) -> tuple[int, int] | None:
+    """Fork the pickup helper (root, reads maildrop/); returns (pid, lifeline fd) or None.
+
+    The helper stops when the lifeline pipe closes (the daemon exits or closes it): after the
+    privilege drop the daemon can no longer signal a root process.
+    """
     try:
         from hardener.mta.qmgr_settings import build_pickup
     except ImportError:
         return None
+    rfd, wfd = os.pipe()
     pid = os.fork()
     if pid:
-        return pid
+        os.close(rfd)
+        return pid, wfd
+    os.close(wfd)
     # child: no listening sockets, no network; only maildrop/ -> cleanup -> incoming/
     code = 0
     try:
@@ -128,6 +138,7 @@ def _start_pickup_helper(settings: MtaSettings, layout: QueueLayout,
             pickup = build_pickup(settings, layout, cleanup)
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGTERM, pickup.stop)
+            loop.add_reader(rfd, pickup.stop)
             await pickup.run()
             cleanup.close()
 
@@ -157,14 +168,14 @@ def serve(config_dir: str | os.PathLike[str]) -> int:
     pid_path = pid_file_path(settings.queue_directory)
     _write_pid(pid_path)
     sockets = []
-    helper: int | None = None
+    helper: tuple[int, int] | None = None
     try:
         sockets = bind_listeners(settings.listeners)
+        helper = _start_pickup_helper(settings, layout, owner, sockets)
         from hardener.mta.smtpd_context import SmtpdContext
 
         cleanup = Cleanup(layout, CleanupSettings(settings.myhostname, settings.myorigin))
         ctx = SmtpdContext.build(settings, cleanup)
-        helper = _start_pickup_helper(settings, layout, owner, sockets)
         _preload_modules()
         drop_privileges(settings.mail_owner)
         log.info(f"daemon started -- configuration {Path(config_dir).resolve()}")
@@ -174,10 +185,10 @@ def serve(config_dir: str | os.PathLike[str]) -> int:
         for _, sock in sockets:
             sock.close()
         if helper:
+            os.close(helper[1])
             try:
-                os.kill(helper, signal.SIGTERM)
-                os.waitpid(helper, 0)
-            except (ProcessLookupError, ChildProcessError):
+                os.waitpid(helper[0], 0)
+            except ChildProcessError:
                 pass
         try:
             if read_pid(pid_path) in (os.getpid(), None):
@@ -250,3 +261,26 @@ def _reload(ctx, config_dir: Path) -> None:
     ctx.settings, ctx.policy = settings, PolicySettings.from_settings(settings)
     ctx.anvil, ctx.recipients = fresh.anvil, fresh.recipients
     log.info(f"reload -- configuration {config_dir.resolve()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Lean entry point (`python -m hardener.mta.daemon --config DIR`): `hardener mta serve` execs
+    it so the daemon does not carry the whole command line's imports."""
+    import argparse
+
+    from hardener.errors import HardenerError
+
+    parser = argparse.ArgumentParser(prog="hardener mta serve")
+    parser.add_argument("--config", required=True)
+    args = parser.parse_args(argv)
+    try:
+        return serve(args.config)
+    except HardenerError as err:
+        print(f"hardener: error: {err.one_line()}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

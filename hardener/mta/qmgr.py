@@ -37,6 +37,7 @@ from hardener.mta.delivery.routing import Router
 from hardener.mta.maillog import get_logger
 from hardener.mta.qmgr_dead import DeadDestinations
 from hardener.mta.qmgr_retry import RetryPolicy
+from hardener.mta.qmgr_window import ConcurrencyWindow
 from hardener.mta.queue_file import Envelope, QueueFileError, open_content, read_envelope
 from hardener.mta.queue_layout import QueueLayout
 from hardener.mta.queue_state import DONE, MessageState, QueueState, RecipientState
@@ -59,6 +60,7 @@ class QmgrSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     active_limit: int = 20000
     destination_concurrency: int = 20
+    initial_concurrency: int = 5
     transport_concurrency: dict[str, int] = field(default_factory=dict)
     destination_recipient_limit: int = 50
     incoming_poll: float = 1.0
@@ -90,7 +92,7 @@ class QueueManager:
         self.state = QueueState(layout.dir("defer"))
         self.dead = DeadDestinations(settings.retry.minimal_backoff_time)
         self._active: dict[str, asyncio.Task[None]] = {}
-        self._dest_sems: dict[str, asyncio.Semaphore] = {}
+        self._windows: dict[str, ConcurrencyWindow] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
@@ -254,14 +256,15 @@ class QueueManager:
                                                     f"mail transport {dest.transport} unavailable")
                                     for r in rcpts])
             return self._log_results(env, report, entered, self.clock(), dest)
-        sem = self._dest_sems.get(dest.key)
-        if sem is None:
+        window = self._windows.get(dest.key)
+        if window is None:
             limit = self.settings.transport_concurrency.get(dest.transport,
                                                             self.settings.destination_concurrency)
-            sem = self._dest_sems[dest.key] = asyncio.Semaphore(max(limit, 1))
+            window = self._windows[dest.key] = ConcurrencyWindow(
+                self.settings.initial_concurrency, limit)
         dead = self.dead.check(dest.key)
         if dead is None:
-            async with sem:
+            async with window:
                 dead = self.dead.check(dest.key)
                 started = self.clock()
                 if dead is None:
@@ -269,11 +272,14 @@ class QueueManager:
                     if report.hop_dead:
                         reason = next((r.reply for r in report.results if r.status == DEFERRED), "")
                         self.dead.mark_dead(dest.key, reason)
+                        window.failure()
                     elif any(r.status == SENT for r in report.results):
                         self.dead.mark_alive(dest.key)
+                        window.success()
                     return self._log_results(env, report, entered, started, dest)
-        # Dead destination: defer without a connection attempt, with the reason that killed it.
-        report = AttemptReport([RecipientResult(r, DEFERRED, dead.dsn, dead.reason) for r in rcpts])
+        # Dead destination: defer without a connection attempt, as Postfix's qmgr does.
+        reason = f"delivery temporarily suspended: {dead.reason}"
+        report = AttemptReport([RecipientResult(r, DEFERRED, dead.dsn, reason) for r in rcpts])
         return self._log_results(env, report, entered, self.clock(), dest)
 
     def _log_results(self, env: Envelope, report: AttemptReport, entered: float, started: float,

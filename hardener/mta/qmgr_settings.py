@@ -12,6 +12,7 @@ a value the daemon cannot honour raises ConfigError naming file, line and parame
 Parameters honoured here (besides those FRONT reads): minimal_backoff_time, maximal_backoff_time,
 queue_run_delay, maximal_queue_lifetime, bounce_queue_lifetime, qmgr_message_active_limit,
 default_destination_concurrency_limit, TRANSPORT_destination_concurrency_limit,
+initial_destination_concurrency,
 smtp_destination_recipient_limit, relayhost, default_transport, relay_transport, local_transport,
 transport_maps, smtp_helo_name, smtp_tls_security_level (smtp_enforce_tls, smtp_use_tls),
 smtp_tls_CAfile, smtp_*_timeout, smtp_connection_cache_time_limit,
@@ -109,6 +110,8 @@ def _services(master: Any) -> dict[str, str]:
         if getattr(svc, "type", "") != "unix":
             continue
         command = (svc.command.split() or [""])[0]
+        if command == "error" and svc.name == "retry":
+            command = "retry"  # Postfix's error(8) run as the retry service defers, not bounces
         if command in AGENTS:
             services[svc.name] = command
     return services
@@ -172,6 +175,7 @@ def load_back_settings(settings: Any) -> None:
     per_transport.setdefault("local", _int(main, "local_destination_concurrency_limit", 1))
     qmgr = QmgrSettings(retry=retry, active_limit=_int(main, "qmgr_message_active_limit", 1),
                         destination_concurrency=default_limit,
+                        initial_concurrency=_int(main, "initial_destination_concurrency", 1),
                         transport_concurrency=per_transport,
                         destination_recipient_limit=_int(main, "smtp_destination_recipient_limit",
                                                          1))

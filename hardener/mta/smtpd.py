@@ -13,6 +13,7 @@ the privilege drop (hardener/mta/privileges.py). Touches the queue only through 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -32,6 +33,7 @@ READ_CHUNK = 65536
 # Postfix's disconnect statistics order
 _STAT_ORDER = ("helo", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
                "vrfy", "etrn", "quit", "unknown")
+_HEADER_RE = re.compile(r"^[!-9;-~]+:")  # a message header sent as a command (Postfix is_header)
 _GROUP_ENDERS = {"EHLO", "HELO", "DATA", "QUIT", "NOOP", "VRFY", "EXPN", "STARTTLS"}
 
 
@@ -259,7 +261,8 @@ class HardenedSMTP(SMTP):
             text = line.decode("utf-8", "surrogateescape")
             verb, _, arg = text.partition(" ")
             verb = verb.upper()
-            if verb in ("CONNECT", "GET", "POST") or (verb and not "A" <= verb[0] <= "Z"):
+            if (verb in ("CONNECT", "GET", "POST") or (verb and not "A" <= verb[0] <= "Z")
+                    or _HEADER_RE.match(text)):
                 log.warning(f"non-SMTP command from {self.client}: {text[:100]}")
                 await self.push("221 2.7.0 Error: I can break rules, too. Goodbye.")
                 self._closing = True
@@ -269,15 +272,18 @@ class HardenedSMTP(SMTP):
             name = verb.lower() if handler is not None else "unknown"
             self.stats[name] += 1
             if handler is None:
-                await self.reply("502 5.5.2 Error: command not recognized")
+                await self.reply("500 5.5.2 Error: command not recognized")
                 continue
-            if forbid_pipelining and self._pending_input() and (
-                    verb in _GROUP_ENDERS or self.protocol != "ESMTP"):
-                log.info(f"improper command pipelining after {verb} from {self.client}")
-                await self.push("554 5.5.0 Error: SMTP protocol synchronization")
-                self._closing = True
-                self.transport.close()
-                return
+            if self._pending_input() and (verb in _GROUP_ENDERS or self.protocol != "ESMTP"):
+                pending = bytes(self._reader._buffer[:100])  # type: ignore[attr-defined]
+                log.info(f"improper command pipelining after {verb} from {self.client}: "
+                         + pending.decode("ascii", "backslashreplace")
+                         .replace("\r", "\\r").replace("\n", "\\n"))
+                if forbid_pipelining:
+                    await self.push("554 5.5.0 Error: SMTP protocol synchronization")
+                    self._closing = True
+                    self.transport.close()
+                    return
             self.stage = verb
             if await handler(arg.strip()):
                 self.ok_stats[name] += 1

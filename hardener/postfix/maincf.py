@@ -36,22 +36,35 @@ class Definition:
     name: str
     value: str
     location: Location
+    physical_lines: tuple[tuple[int, str], ...] = ()   # [(line number, text)] of a continued value
 
 
 def read_logical_lines(text: str, filename: str = "main.cf", *, strict: bool = True,
                        warnings: list[str] | None = None) -> list[tuple[int, str]]:
     """Join continuation lines like Postfix's readlline(): [(first line number, logical line)]."""
-    logical: list[tuple[int, str]] = []
-    current: list[str] | None = None
-    start = 0
+    return [(start, joined) for start, joined, _ in
+            read_logical_lines_detailed(text, filename, strict=strict, warnings=warnings)]
+
+
+def read_logical_lines_detailed(text: str, filename: str = "main.cf", *, strict: bool = True,
+                                warnings: list[str] | None = None,
+                                ) -> list[tuple[int, str, tuple[tuple[int, str], ...]]]:
+    """Like read_logical_lines(), plus each logical line's physical lines [(number, text)]."""
+    logical: list[tuple[int, str, tuple[tuple[int, str], ...]]] = []
+    current: list[tuple[int, str]] | None = None
     orphan = False
+
+    def flush() -> None:
+        if current:
+            logical.append((current[0][0], "".join(t for _, t in current), tuple(current)))
+
     for number, line in enumerate(text.split("\n"), start=1):
         body = line.lstrip(WHITESPACE)
         if not body or body[0] == "#":
             continue
         if line[0] in WHITESPACE:
             if current is not None:
-                current.append(line)
+                current.append((number, line))
                 continue
             if orphan:
                 continue
@@ -63,11 +76,9 @@ def read_logical_lines(text: str, filename: str = "main.cf", *, strict: bool = T
                 warnings.append(f"{filename}:{number}: {message}")
             orphan = True
             continue
-        if current is not None:
-            logical.append((start, "".join(current)))
-        current, start, orphan = [line], number, False
-    if current is not None:
-        logical.append((start, "".join(current)))
+        flush()
+        current, orphan = [(number, line)], False
+    flush()
     return logical
 
 
@@ -83,7 +94,7 @@ def split_name_value(line: str, filename: str, number: int) -> tuple[str, str]:
     rest = stripped[end:].lstrip(WHITESPACE)
     if not rest.startswith("="):
         raise ConfigError(f"missing '=' after attribute name: \"{line.strip()}\" "
-                          "(a main.cf line must be 'name = value')", file=filename, line=number)
+                          "(expected 'name = value')", file=filename, line=number)
     return name, rest[1:].strip(WHITESPACE)
 
 
@@ -256,9 +267,10 @@ def parse_main_cf(text: str, filename: str = "main.cf", *, strict: bool = True,
     """Parse main.cf text; ConfigError with file and line for a line Postfix would not accept."""
     warnings: list[str] = []
     definitions = []
-    for number, line in read_logical_lines(text, filename, strict=strict, warnings=warnings):
+    for number, line, physical in read_logical_lines_detailed(text, filename, strict=strict,
+                                                              warnings=warnings):
         name, value = split_name_value(line, filename, number)
-        definitions.append(Definition(name, value, Location(filename, number)))
+        definitions.append(Definition(name, value, Location(filename, number), physical))
     return MainCf(definitions, path=path, filename=filename, overrides=overrides,
                   warnings=warnings)
 

@@ -103,6 +103,8 @@ KEYS: tuple[KeySpec, ...] = (
             "Queue directory (empty: Postfix's default, /var/spool/postfix)."),
     KeySpec("data_directory", "path", v.parse_optional_path, "",
             "Directory for Postfix's caches (empty: Postfix's default, /var/lib/postfix)."),
+    KeySpec("maillog_file", "path", v.parse_optional_path, "",
+            "Log file written by postlogd / hardener's MTA (empty: syslog, Postfix's default)."),
     KeySpec("hardener_executable", "path", v.parse_path, "/usr/local/bin/hardener",
             "The hardener command the systemd unit starts (hardener mta serve).", postfix=False),
 )

@@ -7,7 +7,7 @@ the source of the value they complain about.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,15 +61,23 @@ def _default_domain(hostname: str) -> str:
     return ".".join(labels[1:]) if len(labels) > 2 else ".".join(labels)
 
 
-def resolve(profile: Profile, vars_file: Path | None = None,
-            assignments: Iterable[str] = ()) -> Settings:
-    """The effective settings: key defaults < profile chain < vars file < --set, then cross-checks."""
+def resolve(profile: Profile, vars_file: Path | None = None, assignments: Iterable[str] = (),
+            *, overrides: Mapping[str, object] | None = None, overrides_label: str = "vars") -> Settings:
+    """The effective settings: key defaults < profile chain < vars file < overrides < --set.
+
+    `overrides` is for callers that hold values already parsed from elsewhere (an inventory's
+    host vars); errors name `overrides_label` as their file.
+    """
     merged: dict[str, Value] = dict(profile.settings)
     sources: dict[str, Source] = dict(profile.sources)
     if vars_file is not None:
         file_values, file_sources = read_vars_file(vars_file)
         merged.update(file_values)
         sources.update(file_sources)
+    for key, raw in (overrides or {}).items():
+        source = Source(overrides_label)
+        merged[str(key)] = validate(str(key), raw, source)
+        sources[str(key)] = source
     set_values, set_sources = parse_set(assignments)
     merged.update(set_values)
     sources.update(set_sources)
@@ -96,6 +104,8 @@ def _cross_check(values: dict[str, Value | None], sources: dict[str, Source]) ->
         raise fail("internal_nexthop", "needs relay_domains (the domains whose mail goes there)")
     if values["relay_domains"] and not values["internal_nexthop"]:
         raise fail("relay_domains", "needs internal_nexthop (where mail for these domains goes)")
+    if any("$" in d for d in values["relay_domains"] or ()):
+        raise fail("relay_domains", "write the domains out ($name is not expanded in the transport table)")
     overlap = set(values["relay_domains"] or ()) & set(values["mydestination"] or ())
     if overlap:
         raise fail("relay_domains", f"{', '.join(sorted(overlap))} also in mydestination")

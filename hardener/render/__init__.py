@@ -46,6 +46,7 @@ def render_files(settings: Settings) -> dict[str, bytes]:
         "deviation": deviation,
         "queue_directory": values["queue_directory"] or DEFAULT_QUEUE_DIRECTORY,
         "data_directory": values["data_directory"] or DEFAULT_DATA_DIRECTORY,
+        "maillog_dir": str(Path(str(values["maillog_file"] or "/")).parent),
     }
     templates = dict(TEMPLATES)
     if values["relay_domains"]:

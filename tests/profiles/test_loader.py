@@ -102,6 +102,9 @@ def test_set_forms() -> None:
     (["smtp_tls_security_level=verify"], "--set smtp_tls_security_level", "smtp_tls_CAfile"),
     (["smtpd_listen=192.0.2.1:25"], "--set smtpd_listen", "beyond loopback"),
     (["smtpd_tls_cert_file="], "--set smtpd_tls_cert_file", "TLS needs"),
+    (["relay_domains=$mydomain", "internal_nexthop=[10.0.0.1]"], "--set relay_domains", "write the domains out"),
+    (["relay_domains=example.com", "internal_nexthop=[10.0.0.1]", "mydestination=example.com"],
+     "--set relay_domains", "also in mydestination"),
 ])
 def test_cross_checks_name_the_flag(sets: list[str], field: str, reason: str) -> None:
     base = ["myhostname=a.example.com", "relayhost=[smtp.example.com]"]
@@ -115,3 +118,14 @@ def test_vars_file_must_be_a_mapping(tmp_path: Path) -> None:
         resolve(load_profile("null-client"), _write(tmp_path / "v.yaml", "- a\n- b\n"))
     with pytest.raises(InputError, match="no such file"):
         resolve(load_profile("null-client"), tmp_path / "missing.yaml")
+
+
+def test_overrides_mapping_sits_between_vars_and_set() -> None:
+    settings = resolve(load_profile("null-client"), None, ["relayhost=[b.example.com]"],
+                       overrides={"myhostname": "gw1.example.com", "relayhost": "[a.example.com]"},
+                       overrides_label="inventory.yaml hosts.gw1.vars")
+    assert settings["myhostname"] == "gw1.example.com" and settings["relayhost"] == "[b.example.com]"
+    with pytest.raises(InputError) as err:
+        resolve(load_profile("null-client"), None, overrides={"myhostname": "gw1"},
+                overrides_label="inventory.yaml hosts.gw1.vars")
+    assert err.value.one_line().startswith("inventory.yaml hosts.gw1.vars: myhostname: ")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,7 @@ HARDENED = {
     "smtpd_tls_protocols": (">=TLSv1.2", "HRD-TLS-002"),
     "smtpd_tls_mandatory_protocols": (">=TLSv1.2", None),
     "message_size_limit": ("10240000", "HRD-PROTO-003"),
-    "compatibility_level": ("3.6", None),
+    "compatibility_level": ("3.6", "HRD-RELAY-002"),
     "mynetworks": (None, "HRD-NET-001"),
     "inet_interfaces": (None, "HRD-NET-003"),
     "alias_maps": (None, "HRD-ALIAS-001"),
@@ -178,7 +178,8 @@ def test_write_failure_leaves_out_untouched(tmp_path: Path) -> None:
                     reason="systemd-analyze not installed (Debian package systemd)")
 @pytest.mark.parametrize("profile", PROFILES)
 def test_systemd_unit_verifies(profile: str, tmp_path: Path) -> None:
-    files = render(profile, f"hardener_executable={Path(os.sys.executable).parent / 'python3'}")
+    files = render(profile, f"hardener_executable={sys.executable}", "maillog_file=/var/log/hardener.log",
+                   "config_directory=/etc/hardener", "queue_directory=/var/spool/hardener")
     unit = tmp_path / "hardener-mta.service"
     unit.write_text(files["systemd/hardener-mta.service"])
     proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True,
@@ -192,3 +193,14 @@ def test_systemd_unit_verifies(profile: str, tmp_path: Path) -> None:
     caps = re.search(r"^CapabilityBoundingSet=(.*)$", text, re.M).group(1).split()
     assert {"CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_SYS_CHROOT"} <= set(caps)
     assert "CAP_SYS_ADMIN" not in caps
+
+
+def test_maillog_file_and_prefixes() -> None:
+    assert "maillog_file" not in render("null-client")["main.cf"]
+    params = _params(render("null-client", "maillog_file=/var/tmp/demo/maillog")["main.cf"])
+    assert params["maillog_file"][0] == "/var/tmp/demo/maillog" and "maillog_file_prefixes" not in params
+    params = _params(render("null-client", "maillog_file=/srv/log/maillog")["main.cf"])
+    assert params["maillog_file_prefixes"][0] == "/var, /dev/stdout, /srv/log"
+    unit = render("null-client", "maillog_file=/srv/log/maillog", "queue_directory=/srv/q")[
+        "systemd/hardener-mta.service"]
+    assert "\nReadWritePaths=/srv/q /var/lib/postfix /srv/log\n" in unit

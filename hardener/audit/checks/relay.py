@@ -256,6 +256,11 @@ async def run(ctx: AuditContext) -> None:
         evidence = f"{accepted[0].evidence} ({status}; {len(accepted)} of {len(witness.attempts)} " \
                    f"forms accepted from {witness.vantage.label})"
         detail = "accepted forms: " + ", ".join(a.form.name for a in accepted)
+        if witness.catch_all:
+            detail += ("; the server also accepts a random user at its own name (catch-all), so "
+                       "forms routed through its own name were not counted; a sink that accepts "
+                       "every recipient looks the same at RCPT: confirm with --intrusive "
+                       "--relay-canary ADDR")
         if confirmed:
             detail += f"; canary: {confirmed}"
         ctx.add(Finding.of("open-relay", evidence=evidence, detail=detail,

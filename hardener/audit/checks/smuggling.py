@@ -4,9 +4,10 @@ Only with --intrusive --rcpt ADDR: every test sends one real message, to ADDR on
 sequences are those of hannob/smtpsmug (after SEC Consult's 2023 research).
 
 Detection, per sequence, without relying on timing: the message body ends with the bad sequence,
-immediately followed by a proper <CRLF>.<CRLF>, all in one write. A server that honours only
+then a marker word and a proper <CRLF>.<CRLF>, all in one write (the marker keeps the bad sequence
+from merging with the proper ending, e.g. "\r\n.\r" + "\r\n"). A server that honours only
 <CRLF>.<CRLF> answers that with one 250. A server that ends the message at the bad sequence answers
-250 there, and then reads the rest (an empty line and ".") as commands, so the reply to a following
+250 there, and then reads the rest (the marker and ".") as commands, so the reply to a following
 NOOP is not the NOOP's own 250 but a 5xx for those leftovers. A server that rejects the bare
 characters (Postfix's smtpd_forbid_bare_newline = yes: "521 5.5.2 Error: bare <LF> received") or
 hangs up is not vulnerable to that sequence.
@@ -24,6 +25,7 @@ from hardener.report.model import Finding
 
 SLUGS = ("smtp-smuggling",)
 SENDER_USER = "hardener-audit"
+MARKER = b"XHRDSMUG"   # not an SMTP verb: a server reading it as a command answers 5xx
 
 SEQUENCES: tuple[tuple[str, bytes], ...] = (
     ("lflf", b"\n.\n"),
@@ -84,7 +86,7 @@ async def _try(ctx: AuditContext, probe: Probe, name: str, seq: bytes) -> str | 
                f"Date: {format_datetime(datetime.now(timezone.utc))}\r\n"
                f"Message-ID: {make_msgid(domain=ctx.options.helo_name)}\r\n\r\n")
     body = f"hardener smuggling test: end-of-data {_show(seq)} ({name}).".encode()
-    await probe.send_raw(headers.encode() + body + seq + b"\r\n.\r\n")
+    await probe.send_raw(headers.encode() + body + seq + MARKER + b"\r\n.\r\n")
     try:
         first = await probe.read_reply()
     except EarlyDisconnect:

@@ -96,7 +96,8 @@ async def _attempt(ctx: AuditContext, context: ssl.SSLContext) -> StartTlsAttemp
 def _ehlo_evidence(reply: Reply | None, what: str) -> str:
     if reply is None:
         return what
-    keywords = ", ".join(line.split(" ", 1)[0] for line in reply.lines[1:]) or "no extensions"
+    keywords = ", ".join(w for w in (line.split(" ", 1)[0] for line in reply.lines[1:]) if w)
+    keywords = keywords or "no extensions"
     return f"EHLO reply before STARTTLS ({keywords}): {what}"
 
 

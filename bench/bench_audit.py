@@ -1,0 +1,156 @@
+"""Audit speed: hardener's relay battery versus nmap's smtp-open-relay, and 200 targets at once.
+
+    make bench        (or: /tmp/hv/bin/python -m pytest -q -s -m bench -o addopts='' bench/bench_audit.py)
+
+Measured in one run on loopback:
+
+1. The relay battery against one Postfix, from an untrusted source address (127.1.0.9), for two
+   servers: a refusing Postfix (Debian defaults, mynetworks = 127.0.0.1/32) and an open relay
+   (mynetworks = 0.0.0.0/0). hardener: the `relay` check alone through the audit runner (connect,
+   greeting, EHLO, the 16 forms, RSET/QUIT). nmap: `nmap -n -Pn -sV -p PORT --script smtp-open-relay
+   -S 127.1.0.9 -e lo ADDR` (its 16 tests), wall time of the process. Median of REPEAT runs each;
+   ratio = nmap / hardener. A full `hardener audit` of the same server is timed too (every
+   network check).
+2. A full audit of 200 loopback targets at --concurrency 50: one Postfix instance whose master.cf
+   has 200 smtpd services, one per loopback address (127.0.X.Y added to lo), same port;
+   `hardener audit --targets-file FILE --concurrency 50 --format json` wall time, every target
+   must come back complete.
+
+Results are printed and written to /var/tmp/hardener-tests/bench_audit.json; docs/benchmarks.md
+"## Audit" reports them. HARDENER_BENCH_TARGETS overrides the 200 (for a quick try).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hardener.audit.context import AuditOptions, AuditTarget  # noqa: E402
+from hardener.audit.runner import audit_all  # noqa: E402
+from tests.fixtures.net import free_port, loopback  # noqa: E402,F401
+from tests.fixtures.postfix import postfix_factory  # noqa: E402,F401
+
+UNTRUSTED = "127.1.0.9"
+REPEAT = 5
+TARGETS = int(os.environ.get("HARDENER_BENCH_TARGETS", "200"))
+CONCURRENCY = 50
+RESULTS = Path("/var/tmp/hardener-tests/bench_audit.json")
+BASE = {"smtpd_banner": "$myhostname ESMTP", "mynetworks": "127.0.0.1/32"}
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": str(os.cpu_count()), "cpu": model, "python": platform.python_version(),
+            "nmap": subprocess.run(["nmap", "--version"], capture_output=True, text=True).stdout.split("\n")[0]}
+
+
+def time_hardener_relay(address: str, port: int) -> tuple[float, list[str]]:
+    options = AuditOptions(source_addresses=(UNTRUSTED,), timeout=10.0, checks=("relay",))
+    start = time.perf_counter()
+    report = asyncio.run(audit_all([AuditTarget(address, port)], options))
+    elapsed = time.perf_counter() - start
+    target = report.targets[0]
+    assert target.status == "complete", target.to_dict()
+    return elapsed, sorted({f.check for f in target.findings})
+
+
+def time_hardener_full(address: str, port: int) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "hardener", "audit", f"{address}:{port}",
+                           "--source-address", UNTRUSTED, "--format", "json", "--timeout", "10"],
+                          capture_output=True, text=True, timeout=300)
+    elapsed = time.perf_counter() - start
+    assert proc.returncode in (0, 1), proc.stderr
+    return elapsed
+
+
+def time_nmap_relay(address: str, port: int) -> tuple[float, str]:
+    start = time.perf_counter()
+    proc = subprocess.run(["nmap", "-n", "-Pn", "-sV", "-p", str(port), "--script", "smtp-open-relay",
+                           "-S", UNTRUSTED, "-e", "lo", address],
+                          capture_output=True, text=True, timeout=600)
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr
+    verdict = next((line.strip("|_ ") for line in proc.stdout.splitlines() if "smtp-open-relay" in line),
+                   "(no verdict)")
+    return elapsed, verdict
+
+
+@pytest.mark.bench
+def test_bench_audit(postfix_factory, loopback, tmp_path) -> None:
+    results: dict[str, object] = {"machine": machine(), "repeat": REPEAT}
+
+    # 1. relay battery: hardener vs nmap, on a refusing Postfix and on an open relay
+    servers = {"refusing Postfix": postfix_factory(BASE),
+               "open relay": postfix_factory({**BASE, "mynetworks": "0.0.0.0/0"})}
+    battery: dict[str, dict[str, object]] = {}
+    for label, inst in servers.items():
+        hardener_times, nmap_times, full_times = [], [], []
+        findings: list[str] = []
+        verdict = ""
+        for _ in range(REPEAT):
+            elapsed, findings = time_hardener_relay(inst.address, inst.port)
+            hardener_times.append(elapsed)
+            elapsed, verdict = time_nmap_relay(inst.address, inst.port)
+            nmap_times.append(elapsed)
+        for _ in range(3):
+            full_times.append(time_hardener_full(inst.address, inst.port))
+        h, n = statistics.median(hardener_times), statistics.median(nmap_times)
+        battery[label] = {"hardener_relay_s": round(h, 3), "nmap_relay_s": round(n, 3),
+                          "ratio_nmap_over_hardener": round(n / h, 1),
+                          "hardener_full_audit_s": round(statistics.median(full_times), 3),
+                          "hardener_findings": findings, "nmap_verdict": verdict,
+                          "hardener_all_s": [round(t, 3) for t in hardener_times],
+                          "nmap_all_s": [round(t, 3) for t in nmap_times]}
+        print(f"\n{label}: hardener relay battery {h:.3f}s, nmap -sV smtp-open-relay {n:.3f}s, "
+              f"ratio {n / h:.1f}; full hardener audit {statistics.median(full_times):.3f}s")
+    results["relay_battery"] = battery
+    for inst in servers.values():
+        inst.stop()
+
+    # 2. full audit of TARGETS loopback targets at --concurrency 50, one Postfix with a service each
+    addresses = [loopback.host() for _ in range(TARGETS)]
+    port = free_port(addresses[0])
+    services = "".join(f"{a}:{port} inet n - n - - smtpd\n" for a in addresses[1:])
+    postfix_factory(BASE, address=addresses[0], port=port, extra_services=services)
+    targets_file = tmp_path / "targets.txt"
+    targets_file.write_text("".join(f"{a}:{port}\n" for a in addresses))
+    report_file = tmp_path / "report.json"
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "hardener", "audit", "--targets-file", str(targets_file),
+                           "--concurrency", str(CONCURRENCY), "--source-address", UNTRUSTED,
+                           "--format", "json", "--output", str(report_file), "--timeout", "10"],
+                          capture_output=True, text=True, timeout=1800)
+    elapsed = time.perf_counter() - start
+    assert proc.returncode in (0, 1), proc.stderr
+    report = json.loads(report_file.read_text())
+    incomplete = [t["target"] for t in report["targets"] if t["status"] != "complete"]
+    results["many_targets"] = {"targets": TARGETS, "concurrency": CONCURRENCY,
+                               "wall_s": round(elapsed, 2), "targets_per_s": round(TARGETS / elapsed, 1),
+                               "incomplete": len(incomplete),
+                               "setup": f"one Postfix 3.7, {TARGETS} smtpd services in master.cf, one "
+                                        f"per loopback address, port {port}"}
+    print(f"\n{TARGETS} targets at --concurrency {CONCURRENCY}: {elapsed:.2f}s "
+          f"({TARGETS / elapsed:.1f} targets/s), incomplete: {len(incomplete)}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    print(json.dumps(results, indent=1))
+    assert not incomplete, incomplete[:5]

@@ -1,0 +1,64 @@
+"""Mail log lines have Postfix's exact format: the same session against a real Postfix and against
+hardener gives the same smtpd and cleanup lines (after the time stamp, host, program and pid, and
+the queue ids, which differ by nature)."""
+
+from __future__ import annotations
+
+import re
+
+from tests.fixtures.mta import SmtpClient
+
+SETTINGS = {
+    "myhostname": "mx.hardener.test", "mydomain": "hardener.test",
+    "mydestination": "$myhostname, localhost", "mynetworks": "127.0.0.1/32",
+    "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
+    "compatibility_level": "3.6", "inet_protocols": "ipv4",
+}
+LINE = re.compile(r"^(?P<stamp>[A-Z][a-z]{2} [ 1-3]\d \d\d:\d\d:\d\d) (?P<host>\S+) "
+                  r"(?P<name>postfix|hardener)/(?P<prog>smtpd|cleanup)\[(?P<pid>\d+)\]: "
+                  r"(?P<text>.*)$")
+KINDS = re.compile(r"^(connect from |disconnect from |\w+: client=|NOQUEUE: reject: |"
+                   r"\w+: message-id=)")
+
+
+def dialog(address: str, port: int, source: str) -> None:
+    with SmtpClient(address, port, source=source) as c:
+        c.greeting()
+        c.cmd("EHLO client.example")
+        c.cmd("MAIL FROM:<sender@client.example>")
+        c.cmd("RCPT TO:<user@foreign.example>")
+        c.cmd("RCPT TO:<root@mx.hardener.test>")
+        c.cmd("DATA")
+        c.send_raw(b"Subject: log test\r\nMessage-ID: <log-test@client.example>\r\n\r\nhi\r\n.\r\n")
+        c.read_reply()
+        c.cmd("QUIT")
+
+
+def normalised(log: str, prog_name: str) -> list[tuple[str, str]]:
+    out = []
+    for line in log.splitlines():
+        m = LINE.match(line)
+        if not m or not KINDS.match(m.group("text")):
+            continue
+        assert m.group("name") == prog_name
+        text = re.sub(r"^[0-9A-F]{6,}:", "QID:", m.group("text"))
+        out.append((m.group("prog"), text))
+    return out
+
+
+def test_log_lines_match_postfix(postfix_factory, mta_factory, loopback):
+    postfix = postfix_factory(SETTINGS)
+    mta = mta_factory(SETTINGS)
+    source = loopback.address()
+    dialog(postfix.address, postfix.port, source)
+    dialog(mta.address, mta.port, source)
+    mta.wait_for_log("disconnect from")
+    theirs = normalised(postfix.maillog_text(), "postfix")
+    ours = normalised(mta.log_text(), "hardener")
+    theirs = [x for x in theirs if source in x[1] or x[0] == "cleanup"]
+    ours = [x for x in ours if source in x[1] or x[0] == "cleanup"]
+    assert len(ours) == 5, ours
+    assert sorted(ours) == sorted(theirs), (ours, theirs)
+    print(ours)
+    # the host field is the first label of myhostname, as Postfix prints it
+    assert f" mx hardener/smtpd[" in mta.log_text()

@@ -1,0 +1,215 @@
+"""smtpd against real clients on loopback: Postfix semantics for the hardened parameters."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+
+import pytest
+
+from tests.fixtures.mta import SmtpClient
+
+LEAKS = re.compile(r"aiosmtpd|python|postfix|hardener|\d+\.\d+\.\d+", re.I)
+
+
+def session(mta, source: str | None = None) -> SmtpClient:
+    c = SmtpClient(mta.address, mta.port, source=source)
+    assert c.greeting()[0] == 220
+    return c
+
+
+def send_message(c: SmtpClient, body: bytes = b"Subject: t\r\n\r\nhello\r\n",
+                 rcpt: str = "root@mx.hardener.test") -> tuple[int, str]:
+    assert c.cmd("MAIL FROM:<sender@client.example>")[0] == 250
+    assert c.cmd(f"RCPT TO:<{rcpt}>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send_raw(body + b".\r\n")
+    return c.read_reply()
+
+
+def test_banner_ehlo_help_and_errors_never_name_the_software(mta_factory, loopback):
+    mta = mta_factory()
+    with SmtpClient(mta.address, mta.port, source=loopback.address()) as c:
+        code, banner = c.greeting()
+        assert banner == "220 mx.hardener.test ESMTP"
+        replies = [c.cmd(x)[1] for x in ("HELP", "EHLO client.example", "FOO", "MAIL FROM:<",
+                                         "VRFY root", "EXPN root", "RCPT TO:<x@y.example>")]
+        ehlo = replies[1].splitlines()
+        assert "250-PIPELINING" in ehlo and "250-SIZE 10240000" in ehlo
+        assert not any("VRFY" in line for line in ehlo)   # disable_vrfy_command = yes
+        for reply in [banner] + replies:
+            text = re.sub(r"(?m)^\d{3}[ -](\d\.\d{1,3}\.\d{1,3} )?", "", reply)
+            assert not LEAKS.search(text.replace("mx.hardener.test", "")), reply
+        assert replies[0].startswith("500 5.5.2")
+        assert replies[4] == "502 5.5.1 VRFY command is disabled"
+        assert replies[5].startswith("502 ")
+
+
+def test_helo_required_unknown_local_user_and_accepted_mail(mta_factory, loopback):
+    mta = mta_factory()
+    with session(mta, loopback.address()) as c:
+        assert c.cmd("MAIL FROM:<a@client.example>")[1] == "503 5.5.1 Error: send HELO/EHLO first"
+        c.cmd("EHLO client.example")
+        assert c.cmd("MAIL FROM:<a@client.example>")[0] == 250
+        code, text = c.cmd("RCPT TO:<nosuchuser@mx.hardener.test>")
+        assert text == ("550 5.1.1 <nosuchuser@mx.hardener.test>: Recipient address rejected: "
+                        "User unknown in local recipient table")
+        assert c.cmd("RCPT TO:<postmaster@mx.hardener.test>")[0] == 250   # alias
+        assert c.cmd("RCPT TO:<root@mx.hardener.test>")[0] == 250         # passwd
+        assert c.cmd("DATA")[0] == 354
+        c.send_raw(b"Subject: t\r\nMessage-ID: <t1@client.example>\r\n\r\nhi\r\n.\r\n")
+        code, text = c.read_reply()
+        assert code == 250 and text.startswith("250 2.0.0 Ok: queued as ")
+    mta.wait_for_log("message-id=<t1@client.example>")
+
+
+def test_message_size_limit(mta_factory):
+    mta = mta_factory({"message_size_limit": "100000"})
+    with session(mta) as c:
+        assert "250-SIZE 100000" in c.cmd("EHLO client.example")[1]
+        assert c.cmd("MAIL FROM:<a@client.example> SIZE=100001")[1] == \
+            "552 5.3.4 Message size exceeds fixed limit"
+        code, text = send_message(c, b"Subject: big\r\n\r\n" + b"z" * 998 + b"\r\n" * 0
+                                  + (b"y" * 998 + b"\r\n") * 200)
+        assert text == "552 5.3.4 Error: message file too big"
+        assert c.cmd("RSET")[0] == 250             # the session is still in step
+        assert send_message(c)[0] == 250
+    assert "reject: END-OF-MESSAGE from" in mta.log_text()
+
+
+def test_recipient_limit_and_line_length(mta_factory):
+    mta = mta_factory({"smtpd_recipient_limit": "2", "line_length_limit": "1000"})
+    with session(mta) as c:
+        c.cmd("EHLO client.example")
+        c.cmd("MAIL FROM:<a@client.example>")
+        assert c.cmd("RCPT TO:<root@mx.hardener.test>")[0] == 250
+        assert c.cmd("RCPT TO:<postmaster@mx.hardener.test>")[0] == 250
+        assert c.cmd("RCPT TO:<root@mx.hardener.test>")[1] == "452 4.5.3 Error: too many recipients"
+        assert c.cmd("NOOP " + "x" * 2000)[1] == "500 5.5.2 Error: line too long"
+        assert c.cmd("NOOP " + "x" * 200000)[1] == "500 5.5.2 Error: line too long"
+        assert c.cmd("NOOP")[0] == 250
+
+
+def test_unauthenticated_pipelining_is_rejected(mta_factory):
+    mta = mta_factory({"smtpd_data_restrictions": "reject_unauth_pipelining",
+                       "smtpd_recipient_restrictions": "reject_unauth_pipelining"})
+    with session(mta) as c:
+        c.cmd("EHLO client.example")
+        c.cmd("MAIL FROM:<a@client.example>")
+        c.cmd("RCPT TO:<root@mx.hardener.test>")
+        c.send_raw(b"DATA\r\nSubject: early\r\n\r\nbody\r\n.\r\n")
+        code, text = c.read_reply()
+        assert code == 503 and "Improper use of SMTP command pipelining" in text
+    with session(mta) as c:       # HELO (not ESMTP) client pipelining MAIL and RCPT
+        c.cmd("HELO client.example")
+        c.send_raw(b"MAIL FROM:<a@client.example>\r\nRCPT TO:<root@mx.hardener.test>\r\n")
+        assert c.read_reply()[0] == 250
+        assert c.read_reply()[0] == 250     # RCPT had nothing pending behind it
+    with session(mta) as c:
+        c.cmd("HELO client.example")
+        c.send_raw(b"MAIL FROM:<a@client.example>\r\nRCPT TO:<root@mx.hardener.test>\r\nNOOP\r\n")
+        assert c.read_reply()[0] == 250
+        assert c.read_reply()[0] == 503
+    assert "improper command pipelining after DATA" in mta.log_text()
+
+
+def test_header_sent_as_command_ends_session(mta_factory):
+    mta = mta_factory()
+    with session(mta) as c:
+        assert c.cmd("Subject: hello")[1] == "221 2.7.0 Error: I can break rules, too. Goodbye."
+        assert c.closed_by_peer()
+
+
+def test_connection_count_and_rate_limits(mta_factory, loopback):
+    mta = mta_factory({"smtpd_client_connection_count_limit": "2",
+                       "smtpd_client_event_limit_exceptions": "127.0.0.1/32"})
+    src = loopback.address()
+    held = [session(mta, src), session(mta, src)]
+    with SmtpClient(mta.address, mta.port, source=src) as c:
+        code, text = c.read_reply()
+        assert code == 421 and "too many connections" in text
+        assert c.closed_by_peer()
+    trusted = [session(mta, "127.0.0.1") for _ in range(3)]   # exception list: not limited
+    for c in held + trusted:
+        c.close()
+
+    mta2 = mta_factory({"smtpd_client_connection_rate_limit": "3",
+                        "smtpd_client_event_limit_exceptions": ""})
+    src = loopback.address()
+    for _ in range(3):
+        with session(mta2, src) as c:
+            c.cmd("QUIT")
+    with SmtpClient(mta2.address, mta2.port, source=src) as c:
+        assert c.read_reply()[0] == 421
+    assert "Connection rate limit exceeded" in mta2.log_text()
+
+
+def test_idle_and_session_timeouts(mta_factory):
+    mta = mta_factory({"smtpd_timeout": "1s"})
+    with session(mta) as c:
+        c.sock.settimeout(30)
+        code, text = c.read_reply()
+        assert text == "421 4.4.2 mx.hardener.test Error: timeout exceeded"
+        assert c.closed_by_peer()
+    mta2 = mta_factory({"hardener_smtpd_session_limit": "2"})
+    with session(mta2) as c:
+        deadline = time.monotonic() + 30
+        code = 250
+        while code == 250 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                code = c.cmd("NOOP")[0]
+            except ConnectionError:
+                break
+        assert code == 421 or c.closed_by_peer()
+    assert "session time limit exceeded" in mta2.log_text()
+
+
+def test_overload_gets_421_and_clean_close(mta_factory):
+    mta = mta_factory(master_cf_text="{listen} inet n - n - 2 smtpd\nlocal unix - n n - - local\n")
+    held = [session(mta), session(mta)]
+    with SmtpClient(mta.address, mta.port) as c:
+        assert c.read_reply() == (421, "421 4.3.2 Service currently unavailable")
+        assert c.closed_by_peer()
+    held[0].cmd("QUIT")
+    held[0].close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:   # the freed slot is reusable
+        with SmtpClient(mta.address, mta.port) as c:
+            if c.read_reply()[0] == 220:
+                break
+        time.sleep(0.1)
+    else:
+        pytest.fail("no slot after a session ended")
+    held[1].close()
+
+
+def test_disk_full_gives_451_and_loses_nothing(mta_factory):
+    mta = mta_factory({"message_size_limit": "50000000"}, start=False)
+    mta.queue_dir.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mta.queue_dir)],
+                   check=True)
+    try:
+        mta.start()
+        with session(mta) as c:
+            c.cmd("EHLO client.example")
+            code, text = send_message(c, b"Subject: big\r\n\r\n" + (b"q" * 998 + b"\r\n") * 4000)
+            assert text == "451 4.3.0 Error: queue file write error"
+            assert list((mta.queue_dir / "incoming").iterdir()) == []
+            assert list((mta.queue_dir / "tmp").iterdir()) == []
+            assert send_message(c)[0] == 250          # a small message still fits
+    finally:
+        mta.stop()
+        subprocess.run(["umount", str(mta.queue_dir)], check=False)
+
+
+def test_bare_newline_reject_mode(mta_factory):
+    mta = mta_factory({"smtpd_forbid_bare_newline": "reject",
+                       "smtpd_forbid_bare_newline_exclusions": ""})
+    with session(mta) as c:
+        c.cmd("EHLO client.example")
+        assert send_message(c, b"Subject: t\r\n\r\nbare\nline\r\n")[1] == \
+            "550 5.5.2 Error: bare <LF> received"
+        assert send_message(c)[0] == 250
