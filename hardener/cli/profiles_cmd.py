@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{name:<16} {load_profile(name).description}")
 
     @group.command("show")
-    def show(name: str = typer.Argument(..., help="Built-in profile name or profile YAML path.")) -> None:
+    def show(name: str = typer.Argument(..., metavar="NAME", help="Built-in profile name or profile YAML path.")) -> None:
         """Every key with its type, the profile's value (or the default) and its meaning."""
         profile = load_profile(name)
         typer.echo(f"profile: {profile.name}")

@@ -16,9 +16,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("render")
     def render(
-        profile: str = typer.Argument(DEFAULT_PROFILE, help="Built-in profile name or profile YAML path."),
-        out: Path = typer.Option(..., "--out", help="Directory to write main.cf, master.cf, ... into."),
-        vars_file: Optional[Path] = typer.Option(None, "--vars", help="YAML file of key: value overrides."),
+        profile: str = typer.Argument(DEFAULT_PROFILE, metavar="PROFILE",
+                                      help="Built-in profile name or profile YAML path."),
+        out: Path = typer.Option(..., "--out", metavar="DIR",
+                                 help="Directory to write main.cf, master.cf, ... into."),
+        vars_file: Optional[Path] = typer.Option(None, "--vars", metavar="FILE",
+                                                 help="YAML file of key: value overrides."),
         assignments: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
                                                help="Override one key (repeatable; wins over --vars)."),
     ) -> None:

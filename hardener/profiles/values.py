@@ -124,7 +124,7 @@ def parse_network(item: str) -> str:
             raise ValueError(f"{item!r} is not a valid IPv6 network: {err}") from None
         if addr.endswith(":") and not addr.endswith("::"):
             raise ValueError(f"{item!r} has a trailing ':' that Postfix reads differently")
-        return f"[{net.network_address}]/{net.prefixlen}"
+        return f"[{addr}]/{net.prefixlen}"  # the admin's spelling (e.g. ::ffff:127.0.0.0)
     if ":" in item:
         raise ValueError(f"{item!r}: write IPv6 networks in brackets, e.g. [2001:db8::]/32")
     if not re.match(r"^[0-9.]+(/[0-9]{1,2})?$", item):

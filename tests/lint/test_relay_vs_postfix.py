@@ -15,6 +15,7 @@ instance has a top-level domain in its main.cf relay_domains.
 from __future__ import annotations
 
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -93,11 +94,13 @@ def test_open_relay_verdicts_match_postfix(relay_lab, loopback) -> None:
     instance, ports = relay_lab
     result = lint_path(instance.config_dir)
     source = loopback.address()
-    log = instance.maillog_text()
+    # the cases are independent services: ask them all at once (bounded: one thread per case)
+    with ThreadPoolExecutor(max_workers=len(CASES)) as pool:
+        replies = dict(zip(CASES, pool.map(
+            lambda case: _rcpt_reply(instance.address, ports[case], source, *CASES[case][1:]), CASES)))
     mismatches = []
-    for case, (_, sender, recipient) in CASES.items():
+    for case, reply in replies.items():
         label = f"master.cf service `{instance.address}:{ports[case]} inet`"
-        reply = _rcpt_reply(instance.address, ports[case], source, sender, recipient)
         relayed = reply.startswith("<-  2")
         flagged = [f for f in result.findings if f.check == "open-relay" and f.evidence.startswith(label)]
         fatal = [f for f in result.findings if f.check == "relay-restrictions"
@@ -105,8 +108,7 @@ def test_open_relay_verdicts_match_postfix(relay_lab, loopback) -> None:
         if bool(flagged) != relayed or bool(fatal) != (case in FATAL):
             mismatches.append((case, reply, [f.evidence for f in flagged + fatal]))
     assert mismatches == []
-    assert "specify at least one working instance" in log or "specify at least one working instance" \
-        in instance.maillog_text()
+    assert "specify at least one working instance" in instance.maillog_text()
 
 
 def test_top_level_relay_domain_is_an_open_relay(postfix_module_factory, loopback) -> None:

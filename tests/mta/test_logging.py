@@ -5,6 +5,7 @@ the queue ids, which differ by nature)."""
 from __future__ import annotations
 
 import re
+import time
 
 from tests.fixtures.mta import SmtpClient
 
@@ -52,7 +53,11 @@ def test_log_lines_match_postfix(postfix_factory, mta_factory, loopback):
     source = loopback.address()
     dialog(postfix.address, postfix.port, source)
     dialog(mta.address, mta.port, source)
-    mta.wait_for_log("disconnect from")
+    mta.wait_for_log(f"disconnect from unknown[{source}]")
+    deadline = time.monotonic() + 20   # Postfix's postlogd writes asynchronously
+    while f"disconnect from unknown[{source}]" not in postfix.maillog_text() \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
     theirs = normalised(postfix.maillog_text(), "postfix")
     ours = normalised(mta.log_text(), "hardener")
     theirs = [x for x in theirs if source in x[1] or x[0] == "cleanup"]

@@ -38,6 +38,7 @@ def test_network_list_normalizes_postfix_syntax() -> None:
     assert v.parse_network_list("127.0.0.0/8 [::1]/128, 10.1.2.3 [2001:db8::]/32") == \
         ("127.0.0.0/8", "[::1]/128", "10.1.2.3/32", "[2001:db8::]/32")
     assert v.parse_network_list(["192.0.2.0/24", "[::1]"]) == ("192.0.2.0/24", "[::1]/128")
+    assert v.parse_network_list("[::ffff:127.0.0.0]/104") == ("[::ffff:127.0.0.0]/104",)
 
 
 @pytest.mark.parametrize("entry, reason", [
@@ -48,6 +49,7 @@ def test_network_list_normalizes_postfix_syntax() -> None:
     ("10.0.0.0/33", "not a valid IPv4"),
     ("[2001:db8::]/129", "not a valid IPv6"),
     ("example.com", "not an IP network"),
+    ("[::ffff:]/104", "IPv6"),
     ("hash:/etc/postfix/network_table", "tables are not allowed"),
 ])
 def test_network_refuses(entry: str, reason: str) -> None:
