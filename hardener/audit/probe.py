@@ -231,9 +231,9 @@ class Probe:
 
     # -- reading and writing ---------------------------------------------------------------------
 
-    async def _read_line(self) -> str:
+    async def _read_line(self, timeout: float) -> str:
         try:
-            data = await asyncio.wait_for(self.reader.readuntil(b"\n"), self.timeout)
+            data = await asyncio.wait_for(self.reader.readuntil(b"\n"), max(timeout, 0.001))
         except asyncio.TimeoutError:
             self.transcript.append((EVENT, f"no reply within {self.timeout:g}s"))
             raise ProbeTimeout(f"no reply from {self.host}:{self.port} within {self.timeout:g}s") from None
@@ -258,10 +258,11 @@ class Probe:
         return line
 
     async def read_reply(self) -> Reply:
-        """Read one complete (possibly multi-line) reply."""
+        """Read one complete (possibly multi-line) reply; the whole reply must arrive in `timeout`."""
         lines: list[str] = []
+        deadline = asyncio.get_running_loop().time() + self.timeout
         while True:
-            line = await self._read_line()
+            line = await self._read_line(deadline - asyncio.get_running_loop().time())
             match = _REPLY_LINE.match(line)
             if not match:
                 self.abort()

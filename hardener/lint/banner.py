@@ -40,10 +40,12 @@ def check_banner_leak(ctx: LintContext) -> list[Finding]:
     if not words and not macros:
         return []
     what = ", ".join(f"`{w}`" for w in words) or ", ".join(macros)
-    origin = f"smtpd_banner = {raw}" if ctx.is_set("smtpd_banner") else (
+    written = f"smtpd_banner = {' '.join(raw.split())}" if ctx.is_set("smtpd_banner") else (
         f"smtpd_banner is unset: the default `{raw}`")
-    return [finding(ctx, "banner-leak", "smtpd_banner",
-                    f"{origin} expands to `220 {banner}`, disclosing {what}")]
+    owner = ctx.origin("smtpd_banner", words[0]) if words else "smtpd_banner"
+    return [finding(ctx, "banner-leak", owner,
+                    f"{written} expands to `220 {banner}`, disclosing {what}"
+                    f"{ctx.origin_text('smtpd_banner', owner)}")]
 
 
 CHECKS = {"banner-leak": check_banner_leak}

@@ -89,6 +89,29 @@ class LintContext:
             text += f" (expands to `{value}`)"
         return text
 
+    def origin(self, name: str, needle: str, _depth: int = 0) -> str:
+        """The parameter whose definition put `needle` into the value of `name`.
+
+        Follows `$other` references through parameters set in main.cf (mynetworks = $trusted_nets,
+        trusted_nets = 0.0.0.0/0 gives trusted_nets); text that comes from a default (such as
+        $mail_name) is owned by the parameter that references it.
+        """
+        from hardener.postfix.expand import references
+
+        raw = self.raw(name) if self.is_set(name) else None
+        if raw is None or _depth > 20:
+            return name
+        for ref in references(raw):
+            if ref != name and self.is_set(ref) and needle.lower() in self.value(ref).lower():
+                return self.origin(ref, needle, _depth + 1)
+        return name
+
+    def origin_text(self, name: str, owner: str) -> str:
+        """'; set by OWNER = VALUE (line N)' when another parameter supplied the text, else ''."""
+        if owner == name:
+            return ""
+        return f" (from {self.describe(owner)}{self.where_text(owner)})"
+
     def where_text(self, name: str) -> str:
         """' (line 12)' when `name` is set on a known line, else '' (for evidence sentences)."""
         loc = self.location(name)

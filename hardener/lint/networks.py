@@ -13,6 +13,7 @@ import ipaddress
 from typing import Any
 
 from hardener import postfix
+from hardener.errors import ConfigError
 from hardener.lint.base import LintContext, Network, Skip, finding
 from hardener.lint.privilege import command_name
 from hardener.report.model import Finding, Location
@@ -23,25 +24,16 @@ _LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"
              ipaddress.ip_network("::ffff:127.0.0.0/104"))
 
 
-def as_network(item: Any) -> Network | None:
-    """A network from whatever parse_mynetworks yields (a network, or an object holding one)."""
-    if isinstance(item, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-        return item
-    for attr in ("network", "net"):
-        value = getattr(item, attr, None)
-        if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-            return value
-    return None
-
-
 def trusted_networks(ctx: LintContext) -> list[Network]:
-    """The networks mynetworks trusts (explicit or from mynetworks_style), as the parser reads them."""
+    """The networks mynetworks trusts (explicit or from mynetworks_style), as the parser reads them.
+
+    Empty when an entry makes Postfix fail the lookup (mynetworks-malformed reports that).
+    """
     try:
-        items = postfix.parse_mynetworks(ctx.main)
-    except Exception:   # a malformed entry: mynetworks-malformed reports it
+        entries = postfix.parse_mynetworks(ctx.main)
+    except ConfigError:
         return []
-    nets = [as_network(i) for i in items if not getattr(i, "negated", False)]
-    return [net for net in nets if net is not None]
+    return [entry.network for entry in entries if not entry.negated]
 
 
 def _public(net: Network) -> bool:
@@ -75,8 +67,10 @@ def check_mynetworks_too_broad(ctx: LintContext) -> list[Finding]:
                                  f"mynetworks is unset and {ctx.describe('mynetworks_style')}: every "
                                  f"host on this machine's subnets may relay, including public "
                                  f"{', '.join(map(str, public))}"))
-    wide = []
+    wide: list[str] = []
+    first_wide: Network | None = None
     for net in nets:
+        count = len(wide)
         if net.prefixlen == 0:
             wide.append(f"{net} matches every address")
         elif _public(net) and net.prefixlen < (PUBLIC_V4_MAX_PREFIX if net.version == 4
@@ -85,11 +79,14 @@ def check_mynetworks_too_broad(ctx: LintContext) -> list[Finding]:
         elif ctx.trusted and not _is_loopback(net) and not _inside(net, ctx.trusted):
             wide.append(f"{net} is outside the declared trusted networks "
                         f"({', '.join(map(str, ctx.trusted))})")
+        if first_wide is None and len(wide) > count:
+            first_wide = net
     if wide:
         name = "mynetworks" if ctx.is_set("mynetworks") else "mynetworks_style"
-        found.append(finding(ctx, "mynetworks-too-broad", name,
-                             f"{ctx.describe(name)}: {'; '.join(wide)}; every client there may "
-                             f"relay to any domain"))
+        owner = ctx.origin(name, str(first_wide)) if first_wide is not None else name
+        found.append(finding(ctx, "mynetworks-too-broad", owner,
+                             f"{ctx.describe(name)}{ctx.origin_text(name, owner)}: "
+                             f"{'; '.join(wide)}; every client there may relay to any domain"))
     return found
 
 
@@ -176,8 +173,9 @@ def check_inet_interfaces_exposed(ctx: LintContext) -> list[Finding]:
     return found
 
 
-CHECKS = {
+MYNETWORKS_CHECKS = {
     "mynetworks-too-broad": check_mynetworks_too_broad,
     "mynetworks-malformed": check_mynetworks_malformed,
-    "inet-interfaces-exposed": check_inet_interfaces_exposed,
 }
+HOST_CHECKS = {"inet-interfaces-exposed": check_inet_interfaces_exposed}
+CHECKS = {**MYNETWORKS_CHECKS, **HOST_CHECKS}

@@ -24,10 +24,11 @@ from hardener.postfix.maincf import OVERRIDE_FILE
 from hardener.report.model import CheckStatus, Finding, Location, TargetResult
 
 # Checks of the SMTP server's behaviour: evaluated per smtpd service (with its -o overrides).
+# mynetworks belongs here too: smtpd reads it (permit_mynetworks), so `-o mynetworks=` counts.
 SERVICE_CHECKS: dict[str, Check] = {**relay.CHECKS, **banner.CHECKS, **protocol.CHECKS,
-                                    **tls.CHECKS, **certs.CHECKS}
+                                    **tls.CHECKS, **certs.CHECKS, **networks.MYNETWORKS_CHECKS}
 # Checks of the host as a whole: evaluated once on main.cf / master.cf.
-HOST_CHECKS: dict[str, Check] = {**networks.CHECKS, **privilege.CHECKS, **aliases.CHECKS,
+HOST_CHECKS: dict[str, Check] = {**networks.HOST_CHECKS, **privilege.CHECKS, **aliases.CHECKS,
                                  **explain.CHECKS}
 
 PASS_NOTES = {

@@ -14,7 +14,6 @@ leaves nothing in incoming/.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import itertools
 import os
@@ -23,7 +22,6 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from hardener.mta.maillog import get_logger
 from hardener.mta.queue_file import Envelope, Recipient, format_envelope

@@ -203,7 +203,7 @@ def serve(config_dir: str | os.PathLike[str]) -> int:
 def _preload_modules() -> None:
     """Import what the session code imports lazily, while the files are certainly readable."""
     import hardener.mta.smtpd  # noqa: F401
-    import hardener.mta.smtpd_stream  # noqa: F401
+    import hardener.mta.smtpd_stream  # noqa: F401  (imported inside cmd_data)
 
 
 async def _run(settings: MtaSettings, layout: QueueLayout, cleanup: Cleanup, ctx,

@@ -13,26 +13,6 @@ import pwd
 from collections.abc import Iterable
 from pathlib import Path
 
-from hardener.errors import ConfigError
-
-
-def read_alias_like(path: Path) -> set[str]:
-    """Keys of an aliases(5) file or a postmap source file ('key: value' or 'key value')."""
-    keys: set[str] = set()
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        raise ConfigError(f"cannot read table: {exc.strerror}", file=str(path)) from None
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#") or line[0] in " \t":
-            continue
-        key = line.split(None, 1)[0]
-        if ":" in line.split(None, 1)[0] or (":" in line and '"' not in line.split(":", 1)[0]):
-            key = line.split(":", 1)[0].strip()
-        if key.startswith('"') and key.endswith('"') and len(key) >= 2:
-            key = key[1:-1]
-        keys.add(key.lower())
-    return keys
 
 
 class LocalRecipients:
@@ -46,17 +26,21 @@ class LocalRecipients:
         self.check = bool(self.maps)
         self.use_passwd = False
         self.keys: set[str] = set()
+        from hardener.postfix.tables import read_aliases, read_table
+
         for spec in self.maps:
+            if spec.startswith("proxy:"):
+                spec = spec[len("proxy:"):]
             kind, _, name = spec.partition(":")
-            if spec in ("proxy:unix:passwd.byname", "unix:passwd.byname"):
+            if spec == "unix:passwd.byname":
                 self.use_passwd = True
-            elif kind in ("hash", "texthash", "btree", "lmdb", "cdb", "dbm") and name:
-                self.keys |= read_alias_like(Path(name))
-            elif kind == "nis" or kind == "proxy" and "passwd" not in name:
+            elif kind in ("nis", "nisplus", "netinfo"):
                 continue  # no NIS here; Postfix skips an unavailable nis: map the same way
+            elif spec in self.alias_maps or "proxy:" + spec in self.alias_maps:
+                if Path(name).exists():   # aliases(5) format, as postalias reads it
+                    self.keys |= set(read_aliases(name, strict=False))
             else:
-                raise ConfigError(f"unsupported table type in local_recipient_maps: {spec}",
-                                  field="local_recipient_maps")
+                self.keys |= set(read_table(spec))
 
     def exists(self, localpart: str) -> bool:
         """True when mail to `localpart` (at a local domain) has somewhere to go."""

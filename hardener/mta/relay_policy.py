@@ -290,15 +290,20 @@ PERMIT = Decision("permit")
 DUNNO = Decision("dunno")
 
 
-def in_networks(client: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    """True when `client` (an IP address text) is inside one of `networks`."""
+def in_networks(client: str, networks: Sequence) -> bool:
+    """True when `client` (an IP address text) matches `networks`: networks, or (network, True)
+    for a negated entry; the first match wins, as in Postfix's match lists."""
     try:
         ip = ipaddress.ip_address(client)
     except ValueError:
         return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return any(ip.version == n.version and ip in n for n in networks)
+    for item in networks:
+        net, negated = item if isinstance(item, tuple) else (item, False)
+        if ip.version == net.version and ip in net:
+            return not negated
+    return False
 
 
 def auth_destination(resolved: Resolved) -> bool:

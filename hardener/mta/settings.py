@@ -114,8 +114,19 @@ def _error(main: MainCf, name: str, message: str) -> ConfigError:
                        line=loc.line if loc else None, field=name)
 
 
-def _networks(main: MainCf, name: str) -> list[Network]:
-    """An address list such as mynetworks (CIDR, [v6]/len, bare addresses)."""
+def _mynetworks(main: MainCf) -> list[Any]:
+    """mynetworks through the project parser: networks, or (network, True) for a !negated entry."""
+    from hardener.postfix.mynetworks import parse_mynetworks
+
+    entries = parse_mynetworks(main)
+    return [(e.network, True) if e.negated else e.network for e in entries]
+
+
+def _networks(main: MainCf, name: str) -> list[Any]:
+    """A client address list such as smtpd_client_event_limit_exceptions (CIDR, [v6]/len,
+    addresses); when it is mynetworks' value (the usual default), mynetworks' own reading."""
+    if main.get(name) == main.get("mynetworks"):
+        return _mynetworks(main)
     nets: list[Network] = []
     for item in main.get_list(name):
         text = item
@@ -172,77 +183,37 @@ def _listen_addresses(main: MainCf, families: tuple[int, ...]) -> tuple[list[str
     return wanted, local
 
 
-@dataclass(frozen=True)
-class _InterimService:
-    name: str
-    type: str
-    private: str
-    unpriv: str
-    chroot: str
-    wakeup: str
-    maxproc: str
-    command: str
-    line: int
+def _master_services(config_dir: Path, main: MainCf) -> Any:
+    from hardener.postfix.mastercf import load_master_cf
 
-
-def _master_services(config_dir: Path) -> Any:
-    path = config_dir / "master.cf"
-    try:
-        from hardener.postfix.mastercf import load_master_cf  # type: ignore[import-not-found]
-    except ImportError:
-        load_master_cf = None
-    if load_master_cf is not None:
-        return load_master_cf(path)
-    # Interim reader until hardener.postfix.mastercf lands (it is being written in parallel).
-    services = []
-    logical: list[tuple[int, str]] = []
-    for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if line[0] in " \t" and logical:
-            logical[-1] = (logical[-1][0], logical[-1][1] + " " + line.strip())
-        else:
-            logical.append((n, line.strip()))
-    for n, text in logical:
-        f = text.split()
-        if len(f) < 8:
-            raise ConfigError("expected 8 fields", file=str(path), line=n)
-        services.append(_InterimService(f[0], f[1], f[2], f[3], f[4], f[5], f[6],
-                                        " ".join(f[7:]), n))
-    return services
+    return load_master_cf(config_dir / "master.cf", main)
 
 
 def _listeners(main: MainCf, master: Any, inet_addrs: list[str], local: list[str]) -> list[Listener]:
     result: list[Listener] = []
-    default_limit = _int(main, "default_process_limit", 1)
-    for svc in getattr(master, "services", master):
-        if svc.type != "inet" or (svc.command.split() or [""])[0] != "smtpd":
-            continue
-        host, sep, port_text = svc.name.rpartition(":")
-        if not sep:
-            host, port_text = "", svc.name
-        try:
-            port = int(port_text) if port_text.isdigit() else socket.getservbyname(port_text, "tcp")
-        except OSError:
-            raise ConfigError(f"unknown service port {port_text!r}", file="master.cf",
-                              field=svc.name) from None
-        limit = getattr(svc, "maxproc", None) or getattr(svc, "process_limit", None)
-        try:
-            limit = int(limit) if limit not in (None, "-") else default_limit
-        except ValueError:
-            limit = default_limit
-        if host:
-            addr = host.strip("[]")
+    for svc in master.find_all(type="inet", command="smtpd"):
+        if svc.listen_port is None:
+            raise ConfigError(f"unknown service port {svc.listen_port_text!r}", file=svc.file,
+                              line=svc.line, field=svc.name)
+        if svc.chroot:
+            from hardener.mta.maillog import get_logger
+
+            get_logger("master").warning(
+                f"{svc.file}, line {svc.line}: service {svc.name}: chroot is not done by the "
+                "single-process daemon yet (privilege separation comes next); running unchrooted "
+                "as the mail owner")
+        limit = svc.maxproc if svc.maxproc > 0 else 1000000
+        if svc.listen_host:
+            addr = svc.listen_host.strip("[]")
             if addr not in local and addr not in ("0.0.0.0", "::"):
-                line = getattr(svc, "line", None)
                 raise ConfigError(f"listen address {addr} is not configured on any interface",
-                                  file="master.cf", line=line, field=svc.name)
-            result.append(Listener(addr, port, svc.name, limit or default_limit))
+                                  file=svc.file, line=svc.line, field=svc.name)
+            result.append(Listener(addr, svc.listen_port, svc.name, limit))
         else:
             for addr in inet_addrs:
-                result.append(Listener(addr, port, svc.name, limit or default_limit))
+                result.append(Listener(addr, svc.listen_port, svc.name, limit))
     if not result:
-        raise ConfigError("no smtpd service of type inet", file="master.cf")
+        raise ConfigError("no smtpd service of type inet", file=str(master.path or "master.cf"))
     return result
 
 
@@ -310,7 +281,7 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
     main = load_main_cf(config_dir / "main.cf")
     if not (config_dir / "master.cf").is_file():
         raise ConfigError("cannot read master.cf: no such file", file=str(config_dir / "master.cf"))
-    master = _master_services(config_dir)
+    master = _master_services(config_dir, main)
     _check_unsupported(main)
     from hardener.postfix.defaults import protocol_families
 
@@ -337,7 +308,7 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
         myorigin=main.get("myorigin"),
         mydestination=_domains(main, "mydestination"),
         relay_domains=_domains(main, "relay_domains"),
-        mynetworks=_networks(main, "mynetworks"),
+        mynetworks=_mynetworks(main),
         inet_interfaces=inet_addrs, local_addresses=local,
         listeners=_listeners(main, master, inet_addrs, local),
         queue_directory=queue_dir, mail_owner=mail_owner, smtpd_banner=banner,

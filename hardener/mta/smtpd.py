@@ -18,14 +18,14 @@ from collections import Counter
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from hardener.mta.cleanup import CleanupError, new_queue_id
+from hardener.mta.cleanup import new_queue_id
 from hardener.mta.maillog import get_logger
 from hardener.mta.queue_file import Recipient
 from hardener.mta.relay_policy import Decision, check_recipient, in_networks, resolve, FINAL
 from hardener.mta.settings import Listener
 from hardener.mta.smtpd_address import parse_path_arg, quote_for_reply
 from hardener.mta.smtpd_context import SmtpdContext
-from hardener.mta.smtpd_data import DataParser
+from hardener.mta.smtpd_restrictions import check_data_list, check_early_lists, session_restriction
 
 log = get_logger("smtpd")
 
@@ -353,32 +353,6 @@ class HardenedSMTP(SMTP):
         await self.push("250 2.1.0 Ok")
         return True
 
-    def _session_restriction(self, name: str, recipient: str, where: str) -> Decision | None:
-        """Restrictions that need session state (called back from relay_policy)."""
-        if name == "reject_unauth_pipelining":
-            if self._pending_input() and (self.protocol != "ESMTP" or where == "DATA"):
-                what = "Data command" if where == "DATA" else "Recipient address"
-                return Decision("reject", f"503 5.5.0 <{recipient}>: {what} rejected: "
-                                          "Improper use of SMTP command pipelining")
-            return None
-        if name == "reject_non_fqdn_sender":
-            if self.sender and "." not in self.sender.rpartition("@")[2]:
-                return Decision("reject", f"504 5.5.2 <{self.sender}>: Sender address rejected: "
-                                          "need fully-qualified address")
-            return None
-        if name in ("reject_invalid_helo_hostname", "reject_non_fqdn_helo_hostname"):
-            helo = self.helo or ""
-            if helo and (name == "reject_invalid_helo_hostname" and not _valid_helo(helo)
-                         or name == "reject_non_fqdn_helo_hostname" and "." not in helo
-                         and not helo.startswith("[")):
-                return Decision("reject", f"504 5.5.2 <{helo}>: Helo command rejected: "
-                                          + ("Invalid name" if name.endswith("invalid_helo_hostname")
-                                             else "need fully-qualified hostname"))
-            return None
-        if name in ("reject_unlisted_recipient", "reject_unknown_recipient_domain_syntax"):
-            return None  # the unlisted check runs after the lists (smtpd_reject_unlisted_recipient)
-        return None
-
     async def cmd_rcpt(self, arg: str) -> bool:
         if await self._need_helo():
             return False
@@ -403,25 +377,11 @@ class HardenedSMTP(SMTP):
         shown = quote_for_reply(rcpt)
 
         def extra(name: str) -> Decision | None:
-            return self._session_restriction(name, shown, "RCPT")
+            return session_restriction(self, name, shown, "RCPT")
 
-        # smtpd_delay_reject = yes: client, helo and sender restrictions are evaluated at RCPT
-        for list_name in ("smtpd_client_restrictions", "smtpd_helo_restrictions",
-                          "smtpd_sender_restrictions"):
-            for name in self.s.restrictions[list_name]:
-                if name in ("permit", "permit_mynetworks") and (
-                        name == "permit" or in_networks(self.client_addr, self.s.mynetworks)):
-                    break
-                if name in ("reject", "defer"):
-                    decision = Decision(name, ("554 5.7.1" if name == "reject" else "450 4.7.1")
-                                        + " Access denied")
-                else:
-                    decision = extra(name)
-                if decision is not None and decision.action in ("reject", "defer"):
-                    self._log_reject("RCPT", decision.reply or "", rcpt)
-                    await self.reply(decision.reply or "554 5.7.1 Access denied")
-                    return False
-        decision = check_recipient(self.client_addr, rcpt, self.ctx.policy, extra=extra)
+        decision = check_early_lists(self, extra)
+        if decision is None:
+            decision = check_recipient(self.client_addr, rcpt, self.ctx.policy, extra=extra)
         if decision.action in ("reject", "defer"):
             self._log_reject("RCPT", decision.reply or "", rcpt)
             await self.reply(decision.reply or "554 5.7.1 Access denied")
@@ -452,16 +412,11 @@ class HardenedSMTP(SMTP):
         if not self.recipients:
             await self.reply("503 5.5.1 Error: need RCPT command")
             return False
-        for name in self.s.restrictions["smtpd_data_restrictions"]:
-            if name == "permit" or (name == "permit_mynetworks"
-                                    and in_networks(self.client_addr, self.s.mynetworks)):
-                break
-            decision = (Decision("reject", "554 5.5.1 Error: no valid recipients")
-                        if name == "reject" else self._session_restriction(name, "DATA", "DATA"))
-            if decision is not None and decision.action in ("reject", "defer"):
-                self._log_reject("DATA", decision.reply or "")
-                await self.reply(decision.reply or "554 5.7.1 Access denied")
-                return False
+        decision = check_data_list(self)
+        if decision is not None:
+            self._log_reject("DATA", decision.reply or "")
+            await self.reply(decision.reply or "554 5.7.1 Access denied")
+            return False
         from hardener.mta.smtpd_stream import receive_data  # one job per module
 
         return await receive_data(self)
@@ -518,11 +473,3 @@ class HardenedSMTP(SMTP):
         self.helo, self.protocol = None, "SMTP"
         self._reset_transaction()
         return True
-
-
-def _valid_helo(helo: str) -> bool:
-    if helo.startswith("[") and helo.endswith("]"):
-        return True
-    labels = helo.rstrip(".").split(".")
-    return all(lbl and len(lbl) <= 63 and all(c.isalnum() or c in "-_" for c in lbl)
-               for lbl in labels)

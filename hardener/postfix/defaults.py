@@ -141,12 +141,18 @@ def machine_default(name: str, cf: _Config) -> str | None:
 
 
 def protocol_families(inet_protocols: str) -> tuple[int, ...]:
-    """Address families enabled by an inet_protocols value ("all", "ipv4", "ipv6", "ipv4, ipv6")."""
-    words = {w.lower() for w in inet_protocols.replace(",", " ").split()}
+    """Address families enabled by inet_protocols ("all", "ipv4", "ipv6", "ipv4, ipv6", or empty).
+
+    ValueError for any other word (Postfix: fatal "unknown inet_protocols value"; case matters).
+    """
     families: list[int] = []
-    if words & {"all", "ipv4"}:
+    words = inet_protocols.replace(",", " ").split()
+    for word in words:
+        if word not in ("all", "ipv4", "ipv6"):
+            raise ValueError(f'unknown inet_protocols value "{word}" in "{inet_protocols}"')
+    if "all" in words or "ipv4" in words:
         families.append(socket.AF_INET)
-    if words & {"all", "ipv6"}:
+    if "all" in words or "ipv6" in words:
         families.append(socket.AF_INET6)
     return tuple(families)
 

@@ -237,13 +237,32 @@ class MainCf:
         return self.get_int(name)
 
     def get_time(self, name: str) -> int:
-        """A time in seconds: a number with an optional unit s m h d w (default: the parameter's)."""
+        """A time in seconds: a number with an optional unit s m h d w (conv_time()).
+
+        A bare number takes the parameter's default unit: the unit of its (expanded) default,
+        e.g. days for maximal_queue_lifetime, as Postfix's get_mail_conf_time().
+        """
         value = self.get(name)
-        match = re.fullmatch(r"([+-]?[0-9]+)([smhdw]?)", value)
+        match = re.fullmatch(r"\+?([0-9]+)([smhdw]?)", value)
         if not match:
             raise self._bad(name, "time")
-        unit = match.group(2) or defaults.default_time_unit(name)
-        return int(match.group(1)) * defaults.TIME_UNITS[unit]
+        unit = match.group(2) or self._default_time_unit(name)
+        seconds = int(match.group(1)) * defaults.TIME_UNITS[unit]
+        if seconds > 2**31 - 1:
+            raise self._bad(name, "time")
+        return seconds
+
+    def _default_time_unit(self, name: str) -> str:
+        default = self.default(name)
+        if default:
+            try:
+                expanded = expand(default, self._lookup)
+            except ExpandError:
+                expanded = default
+            letters = [c for c in expanded if c.isalpha()]
+            if letters and letters[0] in defaults.TIME_UNITS:
+                return letters[0]
+        return defaults.default_time_unit(name)
 
     @property
     def compatibility_level(self) -> str:

@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hardener.errors import ConfigError
+from hardener.postfix.defaults import protocol_families
+from hardener.postfix.interfaces import own_interfaces
 from hardener.postfix.maincf import WHITESPACE, MainCf, read_logical_lines, split_name_value
 from hardener.report.model import Location
 
+WILDCARDS = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
 TYPES = ("inet", "unix", "unix-dgram", "fifo", "pass")
 BOOL_DEFAULTS = {"private": True, "unpriv": True, "chroot": False}
 # Postfix 3.6+ known_tcp_ports default, used before the services database.
@@ -55,6 +58,24 @@ class Service:
     def argv(self) -> list[str]:
         """The command and its arguments as the daemon receives them."""
         return [self.command, *self.args]
+
+    def listen_addresses(self, cf: MainCf) -> list[str]:
+        """Where this inet service listens: its own host, else inet_interfaces ("all": the
+        wildcard address of each enabled protocol). Empty for non-inet services."""
+        if self.type != "inet":
+            return []
+        if self.listen_host is not None:
+            return [self.listen_host]
+        words = cf.get_list("inet_interfaces")
+        try:
+            families = protocol_families(cf.get("inet_protocols"))
+            if [w.lower() for w in words] in ([], ["all"]):
+                return [WILDCARDS[f] for f in families]
+            return [str(i.ip) for i in own_interfaces(words, families)]
+        except ValueError as exc:
+            where = cf.location("inet_interfaces")
+            raise ConfigError(str(exc), file=where.file if where else cf.filename,
+                              line=where.line if where else None, field="inet_interfaces") from None
 
     def option(self, name: str, cf: MainCf | None = None) -> str | None:
         """The -o value for `name` (expanded against `cf` when given), None when not overridden."""

@@ -79,7 +79,7 @@ def classify(text: str) -> tuple[Network | None, str | None, bool]:
     if bracketed:
         close = text.find("]")
         if close < 0:
-            return None, f"missing ']' (Postfix: bad net/mask pattern)", True
+            return None, "missing ']' (Postfix: bad net/mask pattern)", True
         inner, rest = text[1:close], text[close + 1:]
         if rest and not rest.startswith("/"):
             return None, f"garbage after \"[{inner}]\" (Postfix: lookup error)", True
@@ -100,7 +100,7 @@ def classify(text: str) -> tuple[Network | None, str | None, bool]:
         try:
             ip = ipaddress.ip_address(addr)
         except ValueError:
-            return None, f"bad net/mask pattern (not an address before '/'): Postfix fails the lookup", True
+            return None, "bad net/mask pattern (not an address before '/'): Postfix fails the lookup", True
         if not mask.isdigit() or int(mask) > ip.max_prefixlen:
             return None, f"bad net/mask pattern (prefix length must be 0-{ip.max_prefixlen})", True
         try:
@@ -131,23 +131,32 @@ def _elements(cf: MainCf) -> list[_Element]:
     # Give each element its own line: expand the written elements one by one, when that reads the same.
     lines = _element_lines(cf, raw, where)
     per_element: list[_Element] = []
-    for text, line in lines:
-        for item in split_list(cf.expand(text, field="mynetworks")):
-            per_element.append(_Element(item, Location(where.file, line)))
+    try:
+        for text, line in lines:
+            for item in split_list(cf.expand(text, field="mynetworks")):
+                per_element.append(_Element(item, Location(where.file, line)))
+    except ConfigError:   # e.g. ${x?a, b}: only the whole value expands
+        per_element = []
     if [e.text for e in per_element] == expanded:
         return per_element
     return [_Element(e, where) for e in expanded]
 
 
 def _element_lines(cf: MainCf, raw: str, where: Location) -> list[tuple[str, int | None]]:
+    """Each written element of mynetworks with the physical line it is on (searched in order)."""
     definition = next((d for d in reversed(cf.definitions) if d.name == "mynetworks"), None)
-    physical = definition.physical_lines if definition is not None else ()
+    physical = list(definition.physical_lines) if definition is not None else []
+    if physical:   # search the value only, not "mynetworks =" on the first line
+        first_number, first_text = physical[0]
+        physical[0] = (first_number, first_text.split("=", 1)[1] if "=" in first_text else "")
     result = []
+    row, col = 0, 0
     for text in split_list(raw):
         line = where.line
-        for number, content in physical:
-            if text in content:
-                line = number
+        for index in range(row, len(physical)):
+            found = physical[index][1].find(text, col if index == row else 0)
+            if found >= 0:
+                row, col, line = index, found + len(text), physical[index][0]
                 break
         result.append((text, line))
     return result

@@ -119,13 +119,16 @@ def _str_list(raw: object, doc: YamlDoc, key: str) -> list[str]:
     return items
 
 
-def load_profile(ref: str, *, _relative_to: Path | None = None,
-                 _seen: tuple[Path, ...] = ()) -> Profile:
+def load_profile(ref: str) -> Profile:
     """Load profile `ref` (built-in name or path) with its whole `extends` chain merged."""
-    path = find_profile(ref, _relative_to)
+    return _load(ref, None, ())
+
+
+def _load(ref: str, relative_to: Path | None, seen: tuple[Path, ...]) -> Profile:
+    path = find_profile(ref, relative_to)
     real = path.resolve()
-    if real in _seen:
-        chain = " -> ".join(_display(p) for p in (*_seen, real))
+    if real in seen:
+        chain = " -> ".join(_display(p) for p in (*seen, real))
         raise InputError(f"extends loop: {chain}", file=_display(path), field="extends")
     doc = load_yaml(path, _display(path))
     data = doc.data if doc.data is not None else {}
@@ -141,7 +144,7 @@ def load_profile(ref: str, *, _relative_to: Path | None = None,
         if not isinstance(extends, str) or not extends:
             raise InputError("expected a profile name or path", file=doc.path,
                              line=doc.line("extends"), field="extends")
-        base = load_profile(extends, _relative_to=path.parent, _seen=(*_seen, real))
+        base = _load(extends, path.parent, (*seen, real))
     else:
         base = None
     description = data.get("description", base.description if base else "")

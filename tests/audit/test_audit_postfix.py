@@ -56,6 +56,8 @@ CASES: dict[str, dict[str, str]] = {
     "no-size-limit": {"message_size_limit": "0"},
     "helo-optional": {"smtpd_helo_required": "no"},
     "pipelining": {"smtpd_data_restrictions": ""},
+    # the other Postfix defence: disconnect on unauthorized pipelining ("554 5.5.0 ... synchronization")
+    "forbid-pipelining": {"smtpd_data_restrictions": "", "smtpd_forbid_unauth_pipelining": "yes"},
     # mynetworks one range too wide: trusts all of 127.78.P.0/24 (see test_mynetworks_...)
     "mynetworks-wide": {"mynetworks": "{inside_net}"},
     # the same, and the auditor's own vantage points may use XCLIENT
@@ -72,6 +74,7 @@ EXPECTED: dict[str, set[str]] = {
     "no-size-limit": {"size-unlimited"},
     "helo-optional": {"helo-not-required"},
     "pipelining": {"pipelining-unauth"},
+    "forbid-pipelining": set(),
     "mynetworks-wide": set(),   # from one untrusted vantage outside the range: nothing to see
     "xclient": set(),
 }
@@ -142,7 +145,11 @@ def test_each_misconfiguration_gives_exactly_its_finding(lab: Lab, lab_report, c
     target = next(t for t in report["targets"] if t["target"] == lab.target(case))
     assert target["status"] == "complete", statuses(target)
     assert checks_found(target) == EXPECTED[case], [f["evidence"] for f in target["findings"]]
-    assert "error" not in statuses(target).values()
+    done = statuses(target)
+    assert done.pop("mynetworks-too-broad") == "skipped"   # one vantage point: nothing to compare
+    # every other check reached a verdict, and "failed" exactly where a finding is
+    assert {slug for slug, status in done.items() if status == "failed"} == EXPECTED[case]
+    assert set(done.values()) <= {"passed", "failed"}, done
 
 
 def test_stock_debian_postfix(lab: Lab, lab_report) -> None:
@@ -238,3 +245,20 @@ def test_xclient_vantage_without_being_there(lab: Lab, audit_addresses: AuditAdd
                                   "--ca-file", str(lab.ca_file), "--timeout", "5"], tmp_path)
     assert checks_found(report["targets"][0]) == set()
     assert code == 0
+
+
+def test_trusted_vantage_relaying_is_expected(lab: Lab, tmp_path) -> None:
+    """127.0.0.1 is in the lab's mynetworks: declared with --trusted, its relaying is no finding."""
+    code, report = run_audit_cli([lab.target("hardened"), "--source-address", "127.0.0.1",
+                                  "--trusted", "127.0.0.1/32", "--ca-file", str(lab.ca_file),
+                                  "--timeout", "5"], tmp_path)
+    (target,) = report["targets"]
+    assert "open-relay" not in checks_found(target)
+    assert statuses(target)["open-relay"] == "skipped"
+    detail = next(c for c in target["checks"] if c["check"] == "open-relay")["detail"]
+    assert "16/16 forms accepted" in detail or "forms accepted" in detail
+    # undeclared, the same vantage is reported, with a hint to declare it
+    code, report = run_audit_cli([lab.target("hardened"), "--source-address", "127.0.0.1",
+                                  "--ca-file", str(lab.ca_file), "--timeout", "5"], tmp_path)
+    relay = next(f for f in report["targets"][0]["findings"] if f["check"] == "open-relay")
+    assert "--trusted" in relay["detail"]

@@ -150,3 +150,33 @@ def test_421_every_time_gives_incomplete(server_address: str) -> None:
     assert seen["n"] == 2
     assert result.status == "incomplete" and not result.findings
     assert result.error is not None and "421" in result.error
+
+
+async def _slow_but_steady(reader, writer) -> None:
+    """Answers everything, each reply 0.4 s late: never a timeout, but an audit would take long."""
+    import asyncio
+
+    await asyncio.sleep(0.4)
+    writer.write(b"220 slow.test ESMTP\r\n")
+    await writer.drain()
+    while line := await reader.readline():
+        await asyncio.sleep(0.4)
+        writer.write(b"221 bye\r\n" if line.upper().startswith(b"QUIT") else b"250 slow.test\r\n")
+        await writer.drain()
+        if line.upper().startswith(b"QUIT"):
+            return
+
+
+@pytest.mark.timeout(30)
+def test_per_target_deadline_bounds_a_slow_server(server_address: str) -> None:
+    import asyncio
+
+    from hardener.audit.context import AuditOptions, AuditTarget
+    from hardener.audit.runner import audit_target
+
+    with fault_server(_slow_but_steady, server_address) as server:
+        options = AuditOptions(timeout=2, target_deadline=3)
+        result, _ctx = asyncio.run(audit_target(AuditTarget(server_address, server.port), options))
+    assert result.status == "incomplete" and not result.findings
+    assert result.error == "audit did not finish within 3s"
+    assert "error" in {c.status.value for c in result.checks}

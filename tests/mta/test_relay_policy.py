@@ -27,7 +27,7 @@ F = "foreign.example"
     (f"@mx.hardener.test:user@{F}", f"@mx.hardener.test:user@{F}", True),
     (f"{F}!user", f"user@{F}", False),
     (f"{F}!user@mx.hardener.test", f"user@{F}", False),
-    (f"a.example!b.example!user@mx.hardener.test", "b.example!user@a.example", True),
+    ("a.example!b.example!user@mx.hardener.test", "b.example!user@a.example", True),
     (f"user%x@{F}", f"user%x@{F}", True),
     ("root", "root@mx.hardener.test", False),
     ("root@mx.hardener.test.", "root@mx.hardener.test", False),

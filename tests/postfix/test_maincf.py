@@ -154,3 +154,10 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_main_cf(tmp_path)
     assert err.value.file == str(tmp_path / "main.cf")
+
+
+def test_bad_inet_protocols_is_a_config_error() -> None:
+    cf = parse_main_cf("inet_protocols = IPv4\n")
+    with pytest.raises(ConfigError, match="unknown inet_protocols value"):
+        cf.get("mynetworks")
+    assert parse_main_cf("inet_protocols =\n").get("mynetworks") == ""

@@ -115,3 +115,17 @@ def test_errors_name_file_and_line(text: str, message: str) -> None:
         parse_master_cf("# first line\n" + text, "/etc/x/master.cf")
     assert message in err.value.message
     assert err.value.one_line().startswith("/etc/x/master.cf:2: ")
+
+
+def test_listen_addresses() -> None:
+    master = parse_master_cf("127.0.0.1:2525 inet n - n - - smtpd\nsmtp inet n - n - - smtpd\n"
+                             "pickup unix n - y 60 1 pickup\n")
+    everywhere = parse_main_cf("inet_interfaces = all\ninet_protocols = all\n")
+    assert master.find("smtp").listen_addresses(everywhere) == ["0.0.0.0", "::"]
+    assert master.find("127.0.0.1:2525").listen_addresses(everywhere) == ["127.0.0.1"]
+    assert master.find("pickup").listen_addresses(everywhere) == []
+    local = parse_main_cf("inet_interfaces = loopback-only\ninet_protocols = ipv4\n")
+    assert "127.0.0.1" in master.find("smtp").listen_addresses(local)
+    bad = parse_main_cf("inet_interfaces = 192.0.2.254\ninet_protocols = ipv4\n")
+    with pytest.raises(ConfigError, match="no local interface found"):
+        master.find("smtp").listen_addresses(bad)

@@ -10,7 +10,6 @@ import pytest
 
 from hardener.errors import ConfigError
 from hardener.postfix import load_main_cf, mynetworks_problems, parse_main_cf, parse_mynetworks
-from hardener.postfix.interfaces import local_interfaces
 from tests.postfix.postconf_tools import postconf_expanded
 
 
@@ -88,12 +87,12 @@ def test_style_matches_postconf(style: str, tmp_path: Path) -> None:
     assert ours == postconf_expanded(tmp_path, ["mynetworks"])["mynetworks"]
     for entry in parse_mynetworks(load_main_cf(tmp_path)):
         assert entry.location is None
-    if style == "host":
-        addresses = {ipaddress.ip_network(i.ip) for i in local_interfaces()}
-        assert {e.network for e in parse_mynetworks(load_main_cf(tmp_path))} <= addresses | {
-            e.network for e in parse_mynetworks(load_main_cf(tmp_path))}
 
 
 def test_loopback_only_interfaces() -> None:
     cf = parse_main_cf("inet_interfaces = loopback-only\nmynetworks_style = host\n")
-    assert [e.text for e in parse_mynetworks(cf)] == ["127.0.0.1/32", "[::1]/128"]
+    texts = [e.text for e in parse_mynetworks(cf)]
+    assert "127.0.0.1/32" in texts and "[::1]/128" in texts   # tests may add more 127.x addresses
+    loopback = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+    assert all(any(e.network.subnet_of(n) for n in loopback if n.version == e.network.version)
+               for e in parse_mynetworks(cf))

@@ -120,3 +120,20 @@ def test_every_control_comment_names_a_catalog_control(tmp_path: Path) -> None:
         if path.is_file():
             for control_id in re.findall(r"HRD-[A-Z]+-\d{3}", path.read_text()):
                 by_id(control_id)
+
+
+def test_site_profile_extending_a_builtin(tmp_path: Path) -> None:
+    (tmp_path / "site.yaml").write_text(
+        "extends: mx-gateway\ndescription: example.com inbound\n"
+        "settings:\n  relay_domains: example.com\n  internal_nexthop: '[10.1.2.3]:25'\n"
+        "  message_size_limit: 20480000\n")
+    (tmp_path / "vars.yaml").write_text("myhostname: mx1.example.com\nmessage_size_limit: 30720000\n")
+    proc = hardener("render", "site.yaml", "--out", "out", "--vars", "vars.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    main_cf = (tmp_path / "out" / "main.cf").read_text()
+    assert "# main.cf -- profile site," in main_cf
+    assert "message_size_limit = 30720000" in main_cf
+    assert (tmp_path / "out" / "transport").read_text().splitlines()[-1].split() == \
+        ["example.com", "smtp:[10.1.2.3]:25"]
+    show = hardener("profiles", "show", "site.yaml", cwd=tmp_path)
+    assert "extends: mx-gateway -> site" in show.stdout

@@ -45,7 +45,7 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((label, re.compile(rx,
     ("OpenBSD", rf"\bOpenBSD\b{_V}"),
     ("SUSE", r"\b(?:open)?SUSE\b"),
     ("Windows", r"\bWindows\b[\w .]*"),
-    ("GNU/Linux", r"\bGNU/Linux\b|\bGNU\b"),
+    ("GNU/Linux", r"\bGNU/Linux\b|(?<!/)\bGNU\b"),   # not the "/GNU" of "(Debian/GNU)"
 ))
 
 

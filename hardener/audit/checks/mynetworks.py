@@ -11,7 +11,7 @@ Needs two usable vantage points; with one the check is skipped (nothing to compa
 
 from __future__ import annotations
 
-from hardener.audit.checks.relay import VantageResult, battery, describe
+from hardener.audit.checks.relay import battery, describe, who
 from hardener.audit.context import AuditContext
 from hardener.report.model import Finding
 
@@ -30,7 +30,7 @@ async def run(ctx: AuditContext) -> None:
         other = refused[0]
         refused_how = (f"refused at connect: {other.refused_at_connect}" if other.refused_at_connect
                        else "no form accepted")
-        names = ", ".join(_who(r) for r in relaying_untrusted)
+        names = ", ".join(who(r) for r in relaying_untrusted)
         declared = ", ".join(str(n) for n in ctx.options.trusted) or "none declared"
         ctx.add(Finding.of("mynetworks-too-broad", evidence=(
             f"relay accepted from {names}, outside --trusted ({declared}): "
@@ -45,8 +45,3 @@ async def run(ctx: AuditContext) -> None:
     else:
         ctx.passed("mynetworks-too-broad", describe(results))
 
-
-def _who(result: VantageResult) -> str:
-    """The vantage label, plus the address the server saw when that differs."""
-    label = result.vantage.label
-    return label if result.address in (None, label) else f"{label} ({result.address})"

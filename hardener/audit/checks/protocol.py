@@ -40,13 +40,25 @@ async def _size(ctx: AuditContext) -> None:
 
 
 async def _helo_required(ctx: AuditContext) -> None:
+    """MAIL FROM right after the greeting: 250 is a finding, 503 ("send HELO first") a pass.
+
+    Any other refusal may be about the sender, so the null sender is tried before concluding.
+    """
     async with ctx.session(ehlo=False) as probe:
-        reply = await probe.command(f"MAIL FROM:<{PROBE_SENDER}>")
-        if reply.code == 250:
-            await probe.rset()
-            ctx.add(Finding.of("helo-not-required",
-                               evidence=f"MAIL FROM without HELO/EHLO -> {reply}"))
-    ctx.conclude("helo-not-required")
+        replies = []
+        for sender in (PROBE_SENDER, ""):
+            reply = await probe.command(f"MAIL FROM:<{sender}>")
+            replies.append(f"MAIL FROM:<{sender}> -> {reply}")
+            if reply.code == 250:
+                await probe.rset()
+                ctx.add(Finding.of("helo-not-required",
+                                   evidence=f"without HELO/EHLO: {replies[-1]}"))
+                ctx.failed("helo-not-required")
+                return
+            if reply.code == 503 or "HELO" in reply.text.upper():
+                ctx.passed("helo-not-required", replies[-1])
+                return
+    ctx.skipped("helo-not-required", "MAIL refused for another reason: " + "; ".join(replies))
 
 
 async def _pipelining(ctx: AuditContext) -> None:

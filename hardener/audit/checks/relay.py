@@ -19,6 +19,7 @@ Verdicts:
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
@@ -223,6 +224,22 @@ async def _try_form(probe: Probe, form: RelayForm, sender: str, rcpt: str) -> At
     return Attempt(form, sender, rcpt, mail, rcpt_reply)
 
 
+def who(result: VantageResult) -> str:
+    """The vantage as a reader knows it: its label, plus the address the server saw if different."""
+    label = result.vantage.label
+    if result.vantage.source is None and result.vantage.xclient is None and result.address:
+        return result.address
+    return label if result.address in (None, label) else f"{label} ({result.address})"
+
+
+def _private(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return ip.is_private or ip.is_loopback or ip.is_link_local
+
+
 def describe(results: list[VantageResult]) -> str:
     """One line per vantage: relays or not, for check details."""
     parts = []
@@ -232,7 +249,7 @@ def describe(results: list[VantageResult]) -> str:
                  f"XCLIENT refused ({r.xclient_refused.code})" if r.xclient_refused else
                  f"{len(r.relayed)}/{len(r.attempts)} forms accepted")
         trust = " [trusted]" if r.trusted else ""
-        parts.append(f"{r.vantage.label} ({r.address or '?'}){trust}: {state}")
+        parts.append(f"{who(r)}{trust}: {state}")
     return "; ".join(parts)
 
 
@@ -254,7 +271,7 @@ async def run(ctx: AuditContext) -> None:
         confirmed = await _canary(ctx, witness, accepted[0]) if ctx.options.relay_canary else None
         status = "confirmed" if confirmed else "RCPT accepted"
         evidence = f"{accepted[0].evidence} ({status}; {len(accepted)} of {len(witness.attempts)} " \
-                   f"forms accepted from {witness.vantage.label})"
+                   f"forms accepted from {who(witness)})"
         detail = "accepted forms: " + ", ".join(a.form.name for a in accepted)
         if witness.catch_all:
             detail += ("; the server also accepts a random user at its own name (catch-all), so "
@@ -263,6 +280,10 @@ async def run(ctx: AuditContext) -> None:
                        "--relay-canary ADDR")
         if confirmed:
             detail += f"; canary: {confirmed}"
+        if len(usable) == 1 and not ctx.options.trusted and _private(witness.address):
+            detail += (f"; the only vantage point ({witness.address}) is a private address: if it "
+                       f"is meant to relay (inside mynetworks), declare it with --trusted, and "
+                       f"probe from an outside --source-address as well")
         ctx.add(Finding.of("open-relay", evidence=evidence, detail=detail,
                            confirmed=bool(confirmed)))
         ctx.failed("open-relay", describe(results))
