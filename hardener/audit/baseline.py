@@ -8,7 +8,8 @@ The file is YAML, a list of entries (or a mapping with the list under `suppressi
       expires: 2026-12-31            # optional; after this date the finding is reported again
 
 A matching finding moves from TargetResult.findings to TargetResult.suppressed (with the reason).
-An expired entry suppresses nothing and is reported as a note, so nobody forgets it. A file that is
+An expired entry suppresses nothing: the findings it covered are reported again, each with a detail
+saying the suppression expired, and the run gets a note (printed on stderr), so nobody forgets it. A file that is
 not such a list is an InputError naming the file, the entry and the field.
 """
 
@@ -147,11 +148,17 @@ def apply_baseline(report: Report, suppressions: list[Suppression], *, source: s
             where = f"{source}:{s.line}" if s.line else source
             notes.append(f"{where}: suppression of {s.describe()} expired on {s.expires.isoformat()}"
                          f" (reason was: {s.reason or 'none given'}); its findings are reported again")
+    expired = [s for s in suppressions if s.expired(today)]
     for target in report.targets:
         kept = []
         for finding in target.findings:
             match = next((s for s in active if s.matches(finding, target)), None)
             if match is None:
+                lapsed = next((s for s in expired if s.matches(finding, target)), None)
+                if lapsed is not None:  # say so on the finding itself, visible in every format
+                    note = (f"baseline suppression expired on {lapsed.expires.isoformat()}"
+                            f" (reason was: {lapsed.reason or 'none given'})")
+                    finding.detail = f"{finding.detail}; {note}" if finding.detail else note
                 kept.append(finding)
                 continue
             entry = finding.to_dict()

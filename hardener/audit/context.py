@@ -177,7 +177,9 @@ class AuditContext:
         if reply.code != 250:
             if reply.permanent:
                 helo = await probe.helo(name)
-                if helo.code == 250:
+                if helo.code == 250:  # an SMTP-only server: no extensions at all
+                    if self.ehlo_reply is None and probe.source_address == self.default_source:
+                        self.ehlo_reply, self.esmtp = reply, {}
                     return helo
             raise EhloRefused(reply)
         if self.ehlo_reply is None and probe.source_address == self.default_source:

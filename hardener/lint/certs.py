@@ -1,14 +1,17 @@
 """tls-cert-invalid: the server certificate named in main.cf, read with `cryptography`.
 
-Judged: expired or not yet valid, self-signed, a name that does not cover myhostname (subject
-alternative names, the common name only when there are none; `*.` wildcards match one label), and a
-weak key (RSA or DSA under 2048 bits, EC under 256). A file that cannot be read is not guessed at: the
+Judged: expired or not yet valid, self-signed, a chain with a gap (an issuer neither in the file
+nor in the system CA store), a name that does not cover myhostname (subject alternative names, the
+common name only when there are none; `*.` wildcards match one label), and a weak key (RSA or DSA
+under 2048 bits, EC under 256). A file that cannot be read is not guessed at: the
 check says which file and why, and is recorded as skipped when nothing else could be checked.
 """
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
@@ -21,20 +24,62 @@ from hardener.report.model import Finding
 
 MIN_RSA_BITS = 2048
 MIN_EC_BITS = 256
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"   # Debian's ca-certificates
 
 
-def _leaf(path: Path) -> x509.Certificate | None:
-    """The first certificate in a PEM file (a chain file may hold the key before it).
+def _certificates(path: Path) -> list[x509.Certificate]:
+    """The certificates in a PEM file, leaf first (a chain file may hold the key before them).
 
-    None for a file holding only a private key (smtpd_tls_chain_files may list the key separately).
+    Empty for a file holding only a private key (smtpd_tls_chain_files may list the key apart).
     """
     data = path.read_bytes()
     certs = x509.load_pem_x509_certificates(data) if b"-----BEGIN CERTIFICATE" in data else []
-    if not certs:
-        if b"PRIVATE KEY-----" in data:
-            return None
+    if not certs and b"PRIVATE KEY-----" not in data:
         raise ValueError("no PEM certificate in the file")
-    return certs[0]
+    return certs
+
+
+@lru_cache(maxsize=4)
+def system_ca_subjects(bundle: str = SYSTEM_CA_BUNDLE) -> frozenset[x509.Name]:
+    """Subjects of the CA certificates in the system trust store (empty if unreadable).
+
+    Each certificate is loaded on its own, so one that a newer `cryptography` refuses (the store
+    holds a few with non-positive serial numbers) does not hide the others.
+    """
+    try:
+        text = Path(bundle).read_bytes()
+    except OSError:
+        return frozenset()
+    end = b"-----END CERTIFICATE-----"
+    subjects = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for block in text.split(end)[:-1]:
+            try:
+                subjects.add(x509.load_pem_x509_certificate(block + end).subject)
+            except ValueError:
+                continue
+    return frozenset(subjects)
+
+
+def _chain_gap(chain: list[x509.Certificate], bundle: str) -> str | None:
+    """Why peers cannot build a path from the leaf to a CA they trust, or None.
+
+    Lint cannot know each peer's trust store; it reports only the gap every peer hits: an issuer
+    that is neither sent in the file nor a CA of the system store.
+    """
+    subjects = {c.subject for c in chain}
+    cert = chain[0]
+    for _ in range(len(chain) + 1):
+        if cert.issuer == cert.subject:
+            return None
+        if cert.issuer not in subjects:
+            if cert.issuer in system_ca_subjects(bundle):
+                return None
+            return (f"incomplete chain: issuer {cert.issuer.rfc4514_string()} is neither in the file "
+                    f"nor a CA of the system store, so peers cannot verify it")
+        cert = next(c for c in chain if c.subject == cert.issuer)
+    return None
 
 
 def _names(cert: x509.Certificate) -> list[str]:
@@ -86,8 +131,10 @@ def _weak_key(cert: x509.Certificate) -> str | None:
     return None
 
 
-def certificate_problems(cert: x509.Certificate, hostname: str, now: datetime) -> list[str]:
-    """Every problem of `cert` for a server called `hostname` at time `now`."""
+def certificate_problems(chain: list[x509.Certificate], hostname: str, now: datetime,
+                         bundle: str = SYSTEM_CA_BUNDLE) -> list[str]:
+    """Every problem of the leaf chain[0] for a server called `hostname` at time `now`."""
+    cert = chain[0]
     problems = []
     not_after = cert.not_valid_after_utc
     not_before = cert.not_valid_before_utc
@@ -97,6 +144,10 @@ def certificate_problems(cert: x509.Certificate, hostname: str, now: datetime) -
         problems.append(f"not valid before {not_before:%Y-%m-%d %H:%M} UTC")
     if _self_signed(cert):
         problems.append(f"self-signed (issuer = subject = {cert.subject.rfc4514_string()})")
+    else:
+        gap = _chain_gap(chain, bundle)
+        if gap:
+            problems.append(gap)
     names = _names(cert)
     if hostname and not any(name_matches(n, hostname) for n in names):
         problems.append(f"names {', '.join(names) or '(none)'} do not cover myhostname {hostname}")
@@ -121,14 +172,14 @@ def check_certificate(ctx: LintContext) -> list[Finding]:
         for file in ctx.words(name):
             path = Path(file)
             try:
-                cert = _leaf(path)
+                chain = _certificates(path)
             except (OSError, ValueError) as err:
                 reason = getattr(err, "strerror", None) or str(err)
                 unread.append(f"{file} ({name}): {reason}")
                 continue
-            if cert is None:
+            if not chain:
                 continue
-            problems = certificate_problems(cert, hostname, now)
+            problems = certificate_problems(chain, hostname, now)
             if problems:
                 found.append(finding(ctx, "tls-cert-invalid", name,
                                      f"{ctx.describe(name)}: certificate {file}: "

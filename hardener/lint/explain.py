@@ -88,6 +88,11 @@ def recipient_ordering(ctx: LintContext) -> list[Explanation]:
         guard = next((i for i, t in enumerate(tokens) if t in _RELAY_GUARDS), None)
         if guard is None:
             continue
+        if "permit" in tokens[:guard]:
+            out.append((name, f"Postfix ignores {tokens[guard]} after a bare `permit` (it logs "
+                              f"'restriction ... after permit is ignored'), so this list protects "
+                              f"nothing"))
+            continue
         before = [t for t in tokens[:guard] if t not in _HARMLESS_BEFORE_GUARD
                   and (t.startswith(("permit", "check_")) or t in ctx.words("smtpd_restriction_classes"))]
         if before:

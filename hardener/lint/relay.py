@@ -97,8 +97,8 @@ def check_relay_restrictions(ctx: LintContext) -> list[Finding]:
                         f"defer){why}: {ctx.describe('smtpd_relay_restrictions')}; "
                         f"{ctx.describe('smtpd_recipient_restrictions')}{compat_note}. Postfix's smtpd "
                         f"refuses every session with this (fatal: specify at least one working "
-                        f"instance of reject_unauth_destination ...), and one permit away from "
-                        f"an open relay")]
+                        f"instance of reject_unauth_destination ...), so no mail is received at "
+                        f"all")]
     found = decisions(ctx, RELAY_LISTS, scenario(ctx))
     if all(d.lets_through for d in found.values()):
         parts = "; ".join(_list_text(ctx, n, d) for n, d in found.items())

@@ -53,13 +53,10 @@ def read_pid(path: Path) -> int | None:
     return pid
 
 
-def _configure_log(settings: MtaSettings, foreground_stderr: bool) -> None:
+def _configure_log(settings: MtaSettings) -> None:
+    """maillog_file (a file, or /dev/stdout as Postfix allows), else syslog, else stderr."""
     if settings.maillog_file:
         target = settings.maillog_file
-        if target == "/dev/stdout":
-            maillog.configure(use_stderr=True, hostname=settings.myhostname,
-                              syslog_name=settings.syslog_name)
-            return
         try:
             maillog.configure(maillog_file=target, hostname=settings.myhostname,
                               syslog_name=settings.syslog_name)
@@ -73,8 +70,6 @@ def _configure_log(settings: MtaSettings, foreground_stderr: bool) -> None:
     else:
         maillog.configure(use_stderr=True, hostname=settings.myhostname,
                           syslog_name=settings.syslog_name)
-    if foreground_stderr and settings.maillog_file:
-        pass
 
 
 def _prepare_queue(settings: MtaSettings) -> tuple[QueueLayout, tuple[int, int] | None]:
@@ -163,7 +158,9 @@ def _set_parent_death_signal() -> None:
 def serve(config_dir: str | os.PathLike[str]) -> int:
     """Run the daemon until SIGTERM/SIGINT; ConfigError before anything listens on bad config."""
     settings = load_settings(config_dir)
-    _configure_log(settings, foreground_stderr=True)
+    _configure_log(settings)
+    for warning in settings.warnings:
+        log.warning(warning)
     layout, owner = _prepare_queue(settings)
     pid_path = pid_file_path(settings.queue_directory)
     _write_pid(pid_path)

@@ -101,6 +101,7 @@ class MtaSettings:
     maillog_file: str
     syslog_name: str
     extra: dict[str, Any] = field(default_factory=dict)  # BACK's typed settings live here
+    warnings: list[str] = field(default_factory=list)  # logged by the daemon once the log is open
 
     def where(self, name: str) -> tuple[str, int | None]:
         """(file, line) of parameter `name` for error messages."""
@@ -189,16 +190,15 @@ def _master_services(config_dir: Path, main: MainCf) -> Any:
     return load_master_cf(config_dir / "master.cf", main)
 
 
-def _listeners(main: MainCf, master: Any, inet_addrs: list[str], local: list[str]) -> list[Listener]:
+def _listeners(main: MainCf, master: Any, inet_addrs: list[str], local: list[str],
+               warnings: list[str]) -> list[Listener]:
     result: list[Listener] = []
     for svc in master.find_all(type="inet", command="smtpd"):
         if svc.listen_port is None:
             raise ConfigError(f"unknown service port {svc.listen_port_text!r}", file=svc.file,
                               line=svc.line, field=svc.name)
         if svc.chroot:
-            from hardener.mta.maillog import get_logger
-
-            get_logger("master").warning(
+            warnings.append(
                 f"{svc.file}, line {svc.line}: service {svc.name}: chroot is not done by the "
                 "single-process daemon yet (privilege separation comes next); running unchrooted "
                 "as the mail owner")
@@ -302,6 +302,7 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
     if not queue_dir.is_absolute():
         raise _error(main, "queue_directory", "must be an absolute path")
     maillog = main.get("maillog_file")
+    warnings: list[str] = []
     settings = MtaSettings(
         config_dir=config_dir, main=main, master=master,
         myhostname=main.get("myhostname"), mydomain=main.get("mydomain"),
@@ -310,7 +311,7 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
         relay_domains=_domains(main, "relay_domains"),
         mynetworks=_mynetworks(main),
         inet_interfaces=inet_addrs, local_addresses=local,
-        listeners=_listeners(main, master, inet_addrs, local),
+        listeners=_listeners(main, master, inet_addrs, local, warnings),
         queue_directory=queue_dir, mail_owner=mail_owner, smtpd_banner=banner,
         helo_required=main.get_bool("smtpd_helo_required"),
         disable_vrfy=main.get_bool("disable_vrfy_command"),
@@ -346,6 +347,7 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
         hard_error_limit=_int(main, "smtpd_hard_error_limit", 1),
         maillog_file=maillog,
         syslog_name=main.get("syslog_name") if main.is_set("syslog_name") else "hardener",
+        warnings=warnings,
     )
     for code_name in ("unknown_local_recipient_reject_code", "relay_domains_reject_code",
                       "smtpd_forbid_bare_newline_reject_code"):

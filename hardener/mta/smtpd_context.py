@@ -50,17 +50,27 @@ def tls_context_from(settings: MtaSettings) -> ssl.SSLContext | None:
                           file=loc.file if loc else main.filename, line=loc.line if loc else None,
                           field="smtpd_tls_security_level")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.minimum_version = _minimum_tls(main.get("smtpd_tls_protocols"))
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     try:
         ctx.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        loc = main.location("smtpd_tls_cert_file")
-        raise ConfigError(f"cannot load certificate/key: {exc}",
-                          file=loc.file if loc else main.filename, line=loc.line if loc else None,
-                          field="smtpd_tls_cert_file") from None
+        # As Postfix at level "may": without a usable certificate, serve without STARTTLS.
+        from hardener.mta.maillog import get_logger
+
+        get_logger("smtpd").warning(f"cannot load TLS certificate {cert} / key {key}: {exc}; "
+                                    "TLS disabled (no STARTTLS offered)")
+        return None
     return ctx
+
+
+def _minimum_tls(protocols: str) -> ssl.TLSVersion:
+    """Lowest TLS version smtpd_tls_protocols allows, never below TLS 1.2 (hardener's floor)."""
+    text = protocols.replace(" ", "").lower()
+    if ">=tlsv1.3" in text or "!tlsv1.2" in text:
+        return ssl.TLSVersion.TLSv1_3
+    return ssl.TLSVersion.TLSv1_2
 
 
 @dataclass

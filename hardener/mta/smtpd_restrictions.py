@@ -61,16 +61,17 @@ def session_restriction(sess: "HardenedSMTP", name: str, shown: str, where: str)
 
 
 def _run_list(sess: "HardenedSMTP", names: list[str],
-              evaluate: Callable[[str], Decision | None]) -> Decision | None:
+              evaluate: Callable[[str], Decision | None], what: str) -> Decision | None:
+    """`what` is Postfix's reply prefix, e.g. '<unknown[192.0.2.1]>: Client host rejected'."""
     for name in names:
         if name == "permit":
             return None
         if name == "permit_mynetworks" and in_networks(sess.client_addr, sess.s.mynetworks):
             return None
         if name == "reject":
-            return Decision("reject", "554 5.7.1 Access denied")
+            return Decision("reject", f"554 5.7.1 {what}: Access denied")
         if name == "defer":
-            return Decision("defer", "450 4.7.1 Access denied")
+            return Decision("defer", f"450 4.7.1 {what}: Access denied")
         decision = evaluate(name)
         if decision is not None and decision.action in ("reject", "defer"):
             return decision
@@ -80,8 +81,11 @@ def _run_list(sess: "HardenedSMTP", names: list[str],
 def check_early_lists(sess: "HardenedSMTP",
                       evaluate: Callable[[str], Decision | None]) -> Decision | None:
     """Client, HELO and sender restrictions (evaluated at RCPT); the first objection or None."""
+    labels = {"smtpd_client_restrictions": f"<{sess.client}>: Client host rejected",
+              "smtpd_helo_restrictions": f"<{sess.helo or ''}>: Helo command rejected",
+              "smtpd_sender_restrictions": f"<{sess.sender or ''}>: Sender address rejected"}
     for list_name in EARLY_LISTS:
-        decision = _run_list(sess, sess.s.restrictions[list_name], evaluate)
+        decision = _run_list(sess, sess.s.restrictions[list_name], evaluate, labels[list_name])
         if decision is not None:
             return decision
     return None
@@ -89,8 +93,6 @@ def check_early_lists(sess: "HardenedSMTP",
 
 def check_data_list(sess: "HardenedSMTP") -> Decision | None:
     """smtpd_data_restrictions at DATA; the first objection or None."""
-    decision = _run_list(sess, sess.s.restrictions["smtpd_data_restrictions"],
-                         lambda name: session_restriction(sess, name, "DATA", "DATA"))
-    if decision is not None and decision.reply == "554 5.7.1 Access denied":
-        return Decision(decision.action, "554 5.5.1 Error: no valid recipients")
-    return decision
+    return _run_list(sess, sess.s.restrictions["smtpd_data_restrictions"],
+                     lambda name: session_restriction(sess, name, "DATA", "DATA"),
+                     "<DATA>: Data command rejected")

@@ -57,6 +57,14 @@ class NetworkProblem:
     def message(self) -> str:
         return f"{self.entry!r}: {self.reason}"
 
+    @property
+    def file(self) -> str | None:
+        return self.location.file if self.location else None
+
+    @property
+    def line(self) -> int | None:
+        return self.location.line if self.location else None
+
 
 @dataclass(frozen=True)
 class _Element:

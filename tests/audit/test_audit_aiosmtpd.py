@@ -45,3 +45,24 @@ def test_aiosmtpd_findings(aiosmtpd_server: str, audit_addresses: AuditAddresses
     assert statuses(target)["vrfy-enabled"] == "passed"   # 252 for everyone confirms nothing
     assert target["status"] == "complete"
     assert code == 1
+
+
+def test_baseline_end_to_end(aiosmtpd_server: str, audit_addresses: AuditAddresses, tmp_path,
+                             capsys) -> None:
+    baseline = tmp_path / "baseline.yaml"
+    host = aiosmtpd_server.rsplit(":", 1)[0]
+    baseline.write_text(
+        f"- check: banner-leak\n  target: {aiosmtpd_server}\n  reason: test server\n"
+        f"  expires: 2999-12-31\n"
+        f"- control: HRD-RELAY-001\n  target: {host}\n  reason: was a lab sink\n"
+        f"  expires: 2000-01-01\n")
+    code, report = run_audit_cli([aiosmtpd_server, "--source-address", audit_addresses.outside(),
+                                  "--timeout", "5", "--baseline", str(baseline)], tmp_path)
+    (target,) = report["targets"]
+    assert "banner-leak" not in checks_found(target)
+    assert [(s["check"], s["reason"]) for s in target["suppressed"]] == [("banner-leak", "test server")]
+    relay = next(f for f in target["findings"] if f["check"] == "open-relay")
+    assert "baseline suppression expired on 2000-01-01" in relay["detail"]
+    err = capsys.readouterr().err
+    assert f"hardener: note: {baseline}:5: suppression of HRD-RELAY-001 on {host} expired" in err
+    assert code == 1

@@ -47,6 +47,9 @@ def test_expired_suppression_is_reported_and_suppresses_nothing(tmp_path: Path) 
     report = _report()
     notes = apply_baseline(report, load_baseline(path), source=str(path), today=TODAY)
     assert [f.check for f in report.targets[0].findings] == ["banner-leak", "open-relay"]
+    assert report.targets[0].findings[1].detail == (
+        "baseline suppression expired on 2026-01-31 (reason was: until migration)")
+    assert report.exit_code() == 1
     assert len(notes) == 1 and "expired on 2026-01-31" in notes[0] and f"{path}:1" in notes[0]
     assert report.notes == notes
 

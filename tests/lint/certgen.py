@@ -36,7 +36,8 @@ def _cert(subject_key, issuer_key, subject: str, issuer: str, names: list[str], 
 
 
 def write_certificates(directory: Path) -> dict[str, Path]:
-    """Write ca.pem and good/expired/selfsigned/wrongname/weakkey .pem + .key; return their paths."""
+    """Write ca.pem and good/expired/selfsigned/wrongname/weakkey/wildcard/nochain .pem + .key
+    (each .pem is the leaf followed by the CA, except nochain); return the .pem paths."""
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.now(timezone.utc)
     year = timedelta(days=365)
@@ -63,4 +64,10 @@ def write_certificates(directory: Path) -> dict[str, Path]:
                         + ca.public_bytes(serialization.Encoding.PEM))
         (directory / f"{name}.key").write_bytes(_key_pem(key))
         paths[name] = pem
+    # the good leaf without its CA: peers cannot build the chain
+    nochain = directory / "nochain.pem"
+    nochain.write_bytes((directory / "good.pem").read_bytes().split(b"-----END CERTIFICATE-----")[0]
+                        + b"-----END CERTIFICATE-----\n")
+    (directory / "nochain.key").write_bytes((directory / "good.key").read_bytes())
+    paths["nochain"] = nochain
     return paths

@@ -1,4 +1,4 @@
-"""Lint's relay verdict agrees with real Postfix.
+"""Lint's verdicts agree with real Postfix: relaying, the greeting and VRFY.
 
 One real Postfix instance (the lead's postfix_factory) runs one smtpd service per case, each on its
 own port with the case's relay settings as master.cf `-o` overrides. lint reads the very main.cf and
@@ -14,6 +14,7 @@ instance has a top-level domain in its main.cf relay_domains.
 
 from __future__ import annotations
 
+import smtplib
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
@@ -121,3 +122,22 @@ def test_top_level_relay_domain_is_an_open_relay(postfix_module_factory, loopbac
     result = lint_path(instance.config_dir)
     flagged = [f.evidence for f in result.findings if f.check == "open-relay"]
     assert len(flagged) == 1 and "com (matches every domain under .com)" in flagged[0]
+
+
+def test_banner_and_vrfy_match_postfix(relay_lab, loopback) -> None:
+    """The main listener runs Debian's default main.cf: the greeting Postfix sends is the one lint's
+    evidence quotes, and VRFY answers as lint says it does."""
+    instance, _ = relay_lab
+    client = smtplib.SMTP(timeout=10, source_address=(loopback.address(), 0))
+    try:
+        code, greeting = client.connect(instance.address, instance.port)
+        client.ehlo("client.example")
+        vrfy_code, _ = client.verify("postmaster")
+        client.quit()
+    finally:
+        client.close()
+    assert code == 220
+    result = lint_path(instance.config_dir)
+    leak = [f.evidence for f in result.findings if f.check == "banner-leak"]
+    assert len(leak) == 1 and f"`220 {greeting.decode()}`" in leak[0]
+    assert vrfy_code != 502 and any(f.check == "vrfy-enabled" for f in result.findings)

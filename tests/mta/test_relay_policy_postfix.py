@@ -58,3 +58,22 @@ def test_relay_battery_matches_postfix(restrictions, postfix_factory, mta_factor
         assert all((c == 2) == expect_relay for _, c in ours), ours
         # defer_unauth_destination answers 4xx, reject_unauth_destination 5xx: same class as Postfix
         assert ours == theirs
+
+
+@pytest.mark.parametrize("extra", [
+    {"relay_domains": FOREIGN},
+    {"relay_domains": FOREIGN, "allow_percent_hack": "no", "swap_bangpath": "no"},
+    {"mydestination": f"$myhostname, localhost, {FOREIGN}"},
+])
+def test_routing_forms_match_postfix_when_destination_is_ours(extra, postfix_factory, mta_factory,
+                                                              loopback):
+    """With the target domain in relay_domains (or local), Postfix relays some forms and refuses
+    the sender-routed ones; hardener's trivial-rewrite emulation must make the same choices."""
+    settings = dict(COMMON, smtpd_relay_restrictions="permit_mynetworks, reject_unauth_destination",
+                    local_recipient_maps="", **extra)
+    postfix = postfix_factory(settings)
+    mta = mta_factory(settings)
+    untrusted = loopback.address()
+    theirs = battery(postfix.address, postfix.port, "mx.hardener.test", untrusted)
+    ours = battery(mta.address, mta.port, "mx.hardener.test", untrusted)
+    assert ours == theirs

@@ -212,3 +212,40 @@ def test_bare_newline_reject_mode(mta_factory):
         assert send_message(c, b"Subject: t\r\n\r\nbare\nline\r\n")[1] == \
             "550 5.5.2 Error: bare <LF> received"
         assert send_message(c)[0] == 250
+
+
+def test_starttls_may_and_state_reset(mta_factory, cert_factory):
+    import ssl
+
+    cert = cert_factory.valid("mx.hardener.test")
+    mta = mta_factory({"smtpd_tls_security_level": "may",
+                       "smtpd_tls_cert_file": str(cert.chain),
+                       "smtpd_tls_key_file": str(cert.key)})
+    with session(mta) as c:
+        assert "250-STARTTLS" in c.cmd("EHLO client.example")[1]
+        # plaintext pipelined after STARTTLS must not be executed inside TLS (injection)
+        c.send_raw(b"STARTTLS\r\nRSET\r\n")
+        assert c.read_reply()[0] == 220
+        ctx = ssl.create_default_context(cafile=str(cert.ca))
+        c.sock = ctx.wrap_socket(c.sock, server_hostname="mx.hardener.test")
+        c.buf = b""
+        ehlo = c.cmd("EHLO client.example")[1]
+        assert ehlo.startswith("250-mx.hardener.test")   # no reply to the injected RSET
+        assert "STARTTLS" not in ehlo
+        assert send_message(c)[0] == 250
+        assert c.cmd("QUIT")[0] == 221
+
+
+def test_null_client_client_restrictions_match_postfix(mta_factory, postfix_factory, loopback):
+    settings = {"smtpd_client_restrictions": "permit_mynetworks, reject",
+                "myhostname": "mx.hardener.test", "mynetworks": "127.0.0.1/32"}
+    replies = []
+    for server in (postfix_factory(settings), mta_factory(settings)):
+        with SmtpClient(server.address, server.port, source=loopback.address()) as c:
+            c.greeting()
+            c.cmd("EHLO client.example")
+            c.cmd("MAIL FROM:<a@client.example>")
+            code, text = c.cmd("RCPT TO:<root@mx.hardener.test>")
+            replies.append(re.sub(r"\[127\.[0-9.]+\]", "[ADDR]", text))
+    assert replies[0] == replies[1]
+    assert replies[1] == "554 5.7.1 <unknown[ADDR]>: Client host rejected: Access denied"

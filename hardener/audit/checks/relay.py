@@ -240,6 +240,12 @@ def _private(address: str | None) -> bool:
     return ip.is_private or ip.is_loopback or ip.is_link_local
 
 
+def _deferred(result: VantageResult) -> str:
+    """', N refused for now (4xx)' when the server deferred instead of rejecting."""
+    n = sum(1 for a in result.attempts if a.rcpt_reply is not None and a.rcpt_reply.transient)
+    return f", {n} refused for now (4xx)" if n else ""
+
+
 def describe(results: list[VantageResult]) -> str:
     """One line per vantage: relays or not, for check details."""
     parts = []
@@ -247,7 +253,7 @@ def describe(results: list[VantageResult]) -> str:
         state = ("error: " + r.error if r.error else
                  f"refused at connect ({r.refused_at_connect.code})" if r.refused_at_connect else
                  f"XCLIENT refused ({r.xclient_refused.code})" if r.xclient_refused else
-                 f"{len(r.relayed)}/{len(r.attempts)} forms accepted")
+                 f"{len(r.relayed)}/{len(r.attempts)} forms accepted{_deferred(r)}")
         trust = " [trusted]" if r.trusted else ""
         parts.append(f"{who(r)}{trust}: {state}")
     return "; ".join(parts)
