@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import smtplib
 import statistics
 import subprocess
@@ -185,6 +186,7 @@ def test_mta_throughput_against_postfix(mta_factory, postfix_factory, smtp_sink_
                               main_cf_text=(rendered / "main.cf").read_text())
     pf = _run("postfix", postfix.address, postfix.port, sink, postfix.master_pid())
     postfix.stop()
+    shutil.rmtree(rendered, ignore_errors=True)
 
     ratio = {k: round(hardener[k] / pf[k], 2) for k in ("accept_per_second", "e2e_per_second")}
     result = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,

@@ -96,11 +96,21 @@ class _Addr:
 
     @classmethod
     def scan(cls, internal: str) -> "_Addr":
-        """quote_822_local + tok822_scan_addr: quote the local part when it is not a dot-string."""
-        local, at, domain = internal.rpartition("@")
+        """quote_822_local + tok822_scan_addr: quote the local part when it is not a dot-string.
+
+        A leading source route (@a,@b:) is skipped, as quote_822_local does, so it stays visible
+        to rewrite (which strips it)."""
+        start = 0
+        if internal.startswith("@") and ":" in internal:
+            start = internal.index(":") + 1
+        route, rest = internal[:start], internal[start:]
+        local, at, domain = rest.rpartition("@")
         if not at:
-            local, domain = internal, ""
-        if local and not _dot_string(local) and any(c in _SPECIALS for c in local):
+            local, domain = rest, ""
+        if not route and local and not _dot_string(local) and any(c in _SPECIALS for c in local):
+            return cls(local, None)._with_quoted(local, at + domain)
+        if route and local and not _dot_string(local) and any(c in _SPECIALS for c in local):
+            # a source route before a quoted local part: rewrite would strip the route anyway
             return cls(local, None)._with_quoted(local, at + domain)
         return cls(internal)
 
@@ -173,7 +183,12 @@ def _rewrite(a: _Addr, s: PolicySettings) -> _Addr:
 
 
 def resolve(internal: str, s: PolicySettings) -> Resolved:
-    """Resolve an internal-form recipient the way Postfix's trivial-rewrite does."""
+    """Resolve an internal-form recipient the way Postfix's trivial-rewrite does.
+
+    smtpd first rewrites the address in the 'local' context (rewrite_clnt_internal: source route
+    stripped, bang path / percent hack / @myorigin when there is no @), then resolves it."""
+    first = _rewrite(_Addr.scan(internal), s)
+    internal = first.internal()
     a = _Addr.scan(internal)
     saved_domain: str | None = None
     domain: str | None = None

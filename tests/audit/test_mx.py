@@ -108,8 +108,8 @@ def test_audit_mx_end_to_end(dnsmasq_factory, postfix_factory, loopback):
     Postfix listening on the two addresses dnsmasq gives for mx1 and mx2, in preference order."""
     mx1, mx2 = loopback.host(), loopback.host()
     port = free_port(mx1)
-    postfix_factory({"smtpd_banner": "$myhostname ESMTP"}, address=mx1, port=port,
-                    extra_services=f"{mx2}:{port} inet n - n - - smtpd\n")
+    postfix_factory({"smtpd_banner": "$myhostname ESMTP", "smtpd_peername_lookup": "no"},
+                    address=mx1, port=port, extra_services=f"{mx2}:{port} inet n - n - - smtpd\n")
     dns_server = dnsmasq_factory(mx=[("example.test", "mx2.example.test", 20),
                                      ("example.test", "mx1.example.test", 10)],
                                  hosts={"mx1.example.test": [mx1], "mx2.example.test": [mx2]})

@@ -56,6 +56,7 @@ def tls_lab(postfix_module_factory, cert_factory, loopback) -> TlsLab:
     services = "".join(_service(address, ports[name], settings) for name, settings in cases.items())
     postfix_module_factory({
         "myhostname": HOSTNAME,
+        "smtpd_peername_lookup": "no",  # no reverse DNS (the resolver is off-loopback)
         "smtpd_tls_security_level": "may",
         "smtpd_tls_chain_files": str(valid.combined),
         "smtpd_tls_protocols": ">=TLSv1.2",
@@ -67,8 +68,7 @@ def tls_lab(postfix_module_factory, cert_factory, loopback) -> TlsLab:
 
 
 def audit_tls(lab: TlsLab, case: str, *, ca_file: Path | None = None, name: str | None = None) -> TargetResult:
-    options = AuditOptions(timeout=5.0)
-    options.ca_file = ca_file  # type: ignore[attr-defined]  (until AuditOptions has the field)
+    options = AuditOptions(timeout=5.0, ca_file=ca_file)
     ctx = AuditContext.for_target(AuditTarget(lab.address, lab.ports[case], name=name), options)
     asyncio.run(asyncio.wait_for(tls.run(ctx), 60))
     return ctx.result
@@ -145,3 +145,12 @@ def test_unreachable_target_is_an_error_not_a_finding(loopback):
     assert ctx.result.findings == []
     assert set(statuses(ctx.result).values()) == {CheckStatus.ERROR}
     assert ctx.result.status == "incomplete"
+
+
+def test_unusable_ca_file_is_an_error(tls_lab, tmp_path):
+    bad = tmp_path / "not-a-ca.pem"
+    bad.write_text("not a certificate\n")
+    result = audit_tls(tls_lab, "valid", ca_file=bad)
+    assert result.findings == []
+    assert statuses(result)["tls-cert-invalid"] is CheckStatus.ERROR
+    assert "cannot use --ca-file" in next(c.detail for c in result.checks if c.check == "tls-cert-invalid")

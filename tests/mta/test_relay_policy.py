@@ -24,7 +24,8 @@ F = "foreign.example"
     (f"user@{F}@mx.hardener.test", f"user@{F}", False),       # also "user@foreign"@mx... internal
     (f"user@{F}@[127.0.10.2]", f"user@{F}", False),
     (f"user%{F}", f"user@{F}", False),
-    (f"@mx.hardener.test:user@{F}", f"@mx.hardener.test:user@{F}", True),
+    (f"@mx.hardener.test:user@{F}", f"user@{F}", False),     # smtpd's rewrite strips the route
+    (f"@a.example,@b.example:user@{F}", f"user@{F}", False),
     (f"{F}!user", f"user@{F}", False),
     (f"{F}!user@mx.hardener.test", f"user@{F}", False),
     ("a.example!b.example!user@mx.hardener.test", "b.example!user@a.example", True),

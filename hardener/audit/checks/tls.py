@@ -61,8 +61,16 @@ async def run(ctx: AuditContext) -> None:
         for slug in ("tls-weak-protocol", "tls-cert-invalid"):
             ctx.skipped(slug, "the server does not offer STARTTLS")
         return
+    ca_file = str(ctx.options.ca_file) if ctx.options.ca_file else None
     try:
-        certificate_attempt = await _attempt(ctx, verifying_context(_ca_file(ctx)))
+        verifying = verifying_context(ca_file)
+    except (ssl.SSLError, OSError) as exc:
+        ctx.passed("starttls-missing", "STARTTLS advertised")
+        for slug in ("tls-weak-protocol", "tls-cert-invalid"):
+            ctx.error(slug, f"cannot use --ca-file {ca_file}: {getattr(exc, 'reason', None) or exc}")
+        return
+    try:
+        certificate_attempt = await _attempt(ctx, verifying)
     except StartTlsRefused as exc:
         # Postfix answers 454 when its certificate cannot be loaded: STARTTLS is not usable.
         ctx.add(Finding.of("starttls-missing", evidence=f"EHLO advertises STARTTLS but {exc}"))
@@ -78,11 +86,6 @@ async def run(ctx: AuditContext) -> None:
     ctx.passed("starttls-missing", "STARTTLS advertised")
     await _check_certificate(ctx, certificate_attempt)
     await _check_protocols(ctx)
-
-
-def _ca_file(ctx: AuditContext) -> str | None:
-    ca = getattr(ctx.options, "ca_file", None)
-    return str(ca) if ca else None
 
 
 async def _attempt(ctx: AuditContext, context: ssl.SSLContext) -> StartTlsAttempt:
