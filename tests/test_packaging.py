@@ -35,3 +35,11 @@ def test_wheel_renders_outside_checkout(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert (work / "out" / "main.cf").is_file()
     assert (work / "out" / "master.cf").is_file()
+
+
+def test_every_package_is_listed_in_pyproject() -> None:
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "hardener").rglob("__init__.py")}
+    assert on_disk - listed == set(), "add these packages to [tool.setuptools] packages"

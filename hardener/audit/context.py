@@ -144,7 +144,8 @@ class AuditContext:
         attempts = 1 + max(0, self.options.retries_421)
         probe: Probe | None = None
         for attempt in range(attempts):
-            probe = await Probe.connect(self.target.host, self.target.port,
+            # after the first connection, the address it reached (a name is resolved once)
+            probe = await Probe.connect(self.peer_address or self.target.host, self.target.port,
                                         timeout=self.options.timeout, source_address=source)
             self._keep_transcript(probe)
             assert probe.greeting is not None

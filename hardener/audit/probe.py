@@ -10,8 +10,11 @@ traceback. Every line sent and received is kept in `transcript` as evidence.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
+import socket
 import ssl
+import threading
 from dataclasses import dataclass, field
 
 MAX_LINE = 2048          # RFC 5321 allows 512 octets per reply line; be lenient, but bounded
@@ -141,6 +144,50 @@ def parse_reply_lines(raw_lines: list[str]) -> Reply:
     return Reply(int(code), tuple(texts), enhanced)
 
 
+async def resolve_host(host: str, port: int, timeout: float,
+                       source_address: str | None = None) -> list[str]:
+    """The addresses to try: `host` itself if it is an IP address, else its addresses (of the
+    source address's family, if one is given) from the system resolver, in its order.
+
+    The lookup runs in a daemon thread and is abandoned after `timeout`, so a resolver that never
+    answers cannot hold the audit (or the process exit) hostage, as asyncio's executor would.
+    """
+    try:
+        ipaddress.ip_address(host.split("%")[0])
+        return [host]
+    except ValueError:
+        pass
+    family = socket.AF_UNSPEC
+    if source_address:
+        family = socket.AF_INET6 if ":" in source_address else socket.AF_INET
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[list[str]] = loop.create_future()
+
+    def deliver(setter: str, value: object) -> None:
+        if not future.done():
+            getattr(future, setter)(value)
+
+    def lookup() -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+            result: tuple[str, object] = ("set_result", [str(info[4][0]) for info in infos])
+        except OSError as exc:
+            result = ("set_exception", exc)
+        try:
+            loop.call_soon_threadsafe(deliver, *result)
+        except RuntimeError:  # the loop is gone: nobody waits for this answer any more
+            pass
+
+    threading.Thread(target=lookup, name=f"resolve {host}", daemon=True).start()
+    try:
+        addresses = await asyncio.wait_for(future, timeout)
+    except asyncio.TimeoutError:
+        raise ConnectTimeout(f"{host}: no answer from the resolver within {timeout:g}s") from None
+    except OSError as exc:
+        raise ConnectRefused(f"{host}:{port}: {exc.strerror or exc}") from None
+    return list(dict.fromkeys(addresses))
+
+
 def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -173,15 +220,21 @@ class Probe:
         greeting is stored in `greeting` whatever its code; callers decide what a 421/554 means.
         """
         local_addr = (source_address, 0) if source_address else None
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, local_addr=local_addr, limit=MAX_LINE + 2),
-                timeout)
-        except asyncio.TimeoutError:
-            raise ConnectTimeout(f"no TCP answer from {host}:{port} within {timeout:g}s") from None
-        except OSError as exc:
-            reason = exc.strerror or exc.__class__.__name__
-            raise ConnectRefused(f"{host}:{port}: {reason}") from None
+        addresses = await resolve_host(host, port, timeout, source_address)
+        reason = "no address"
+        for address in addresses:  # in resolver order, like a mail client would
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(address, port, local_addr=local_addr,
+                                            limit=MAX_LINE + 2),
+                    timeout)
+                break
+            except asyncio.TimeoutError:
+                raise ConnectTimeout(f"no TCP answer from {host}:{port} within {timeout:g}s") from None
+            except OSError as exc:
+                reason = exc.strerror or exc.__class__.__name__
+        else:
+            raise ConnectRefused(f"{host}:{port}: {reason}")
         probe = cls(host, port, reader, writer, timeout=timeout, source_address=source_address)
         src = f" from {source_address}" if source_address else ""
         probe.transcript.append((EVENT, f"connected to {host}:{port}{src}"))

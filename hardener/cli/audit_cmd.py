@@ -25,7 +25,6 @@ from hardener.audit.probe import DEFAULT_TIMEOUT
 from hardener.audit.runner import run_audit, show_progress
 from hardener.audit.targets import DEFAULT_PORT, targets_from_args, targets_from_file, unique
 from hardener.cli.common import FailOnOption, FormatOption, OutputOption
-from hardener.controls import Severity
 from hardener.errors import InputError
 from hardener.report.output import emit_report
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import email.utils
 import itertools
 import os
+import random
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -34,6 +35,7 @@ HEADER_LIMIT = 102400  # Postfix's header_size_limit: more than this is body
 SPILL = 65536  # content kept in memory before the temporary file is created (bounded)
 _SIZE_WIDTH = 20  # the size field is written zero-padded, then patched in place at commit
 _counter = itertools.count(secrets.randbelow(4096))
+_random = random.Random(secrets.randbits(64))  # uniqueness, not secrecy: no syscall per id
 
 
 class CleanupError(Exception):
@@ -47,7 +49,7 @@ def new_queue_id() -> str:
     unique across restarts; the random part keeps two processes apart.
     """
     micros = time.time_ns() // 1000
-    tail = ((next(_counter) & 0xFFF) << 8) | secrets.randbits(8)
+    tail = ((next(_counter) & 0xFFF) << 8) | _random.getrandbits(8)
     return f"{micros & 0xFFFFFFFFFFFF:012X}{tail:05X}"
 
 

@@ -176,6 +176,7 @@ def serve(config_dir: str | os.PathLike[str]) -> int:
         _preload_modules()
         drop_privileges(settings.mail_owner)
         log.info(f"daemon started -- configuration {Path(config_dir).resolve()}")
+        _event_loop_policy()
         asyncio.run(_run(settings, layout, cleanup, ctx, sockets, Path(config_dir)))
         log.info("terminating on signal")
     finally:
@@ -195,6 +196,15 @@ def serve(config_dir: str | os.PathLike[str]) -> int:
                 print(f"hardener: warning: cannot remove {pid_path}: {exc.strerror}",
                       file=sys.stderr)
     return 0
+
+
+def _event_loop_policy() -> None:
+    """uvloop when installed (about twice the throughput of the stock loop), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def _preload_modules() -> None:
@@ -222,6 +232,7 @@ async def _run(settings: MtaSettings, layout: QueueLayout, cleanup: Cleanup, ctx
         qmgr = build_queue_manager(settings, layout, cleanup)
         cleanup.on_commit = qmgr.wake
         tasks.append(loop.create_task(qmgr.run(), name="qmgr"))
+    maillog.set_batched(True)
     servers = []
     for listener, sock in sockets:
         server = await loop.create_server(lambda lst=listener: HardenedSMTP(ctx, lst), sock=sock)
@@ -239,6 +250,7 @@ async def _run(settings: MtaSettings, layout: QueueLayout, cleanup: Cleanup, ctx
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     cleanup.close()
+    maillog.set_batched(False)
 
 
 def _reload(ctx, config_dir: Path) -> None:
@@ -255,6 +267,10 @@ def _reload(ctx, config_dir: Path) -> None:
     if [(l.address, l.port) for l in settings.listeners] != \
             [(l.address, l.port) for l in ctx.settings.listeners]:
         log.warning("listen addresses changed: restart the daemon to apply them")
+    try:
+        maillog.reopen()  # after log rotation, as `postfix reload` does for maillog_file
+    except OSError as exc:
+        log.warning(f"cannot reopen the log file: {exc.strerror}")
     ctx.settings, ctx.policy = settings, PolicySettings.from_settings(settings)
     ctx.anvil, ctx.recipients = fresh.anvil, fresh.recipients
     log.info(f"reload -- configuration {config_dir.resolve()}")

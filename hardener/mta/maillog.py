@@ -12,6 +12,7 @@ characters so a client cannot forge log lines.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import sys
@@ -35,18 +36,52 @@ class _Sink:
         self.file_path: str | None = None
         self.to_stderr = False
         self.syslog_sock: socket.socket | None = None
+        self.batched = False
+        self._flush_pending = False
+        self._stamp_second = -1
+        self._stamp_text = ""
+
+    def _defer_flush(self) -> bool:
+        if self._flush_pending:
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._flush_pending = True
+        loop.call_soon(self._flush_now)
+        return True
+
+    def _flush_now(self) -> None:
+        with self.lock:
+            self._flush_pending = False
+            if self.file is not None:
+                try:
+                    self.file.flush()
+                except OSError:
+                    pass
+
+    def _stamp(self) -> str:
+        now = int(time.time())
+        if now != self._stamp_second:   # one localtime() per second, not per line
+            tm = time.localtime(now)
+            self._stamp_second = now
+            self._stamp_text = (f"{_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} "
+                                f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}")
+        return self._stamp_text
 
     def emit(self, component: str, severity: str, text: str) -> None:
-        now = time.time()
-        tm = time.localtime(now)
-        stamp = f"{_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} {tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
+        stamp = self._stamp()
         tag = f"{self.syslog_name}/{component}[{os.getpid()}]"
         line = f"{stamp} {self.hostname} {tag}: {text}"
         with self.lock:
             if self.file is not None:
                 try:
                     self.file.write(line + "\n")
-                    self.file.flush()
+                    # In the daemon, lines logged during one event-loop iteration go out in one
+                    # write at its end (call_soon); warnings and worse at once.
+                    if severity != "info" or not self.batched or not self._defer_flush():
+                        self.file.flush()
                 except OSError:
                     pass
             if self.to_stderr:
@@ -132,9 +167,28 @@ def configure(*, maillog_file: str | None = None, use_syslog: bool = False,
         _sink.syslog_name = syslog_name
 
 
+def set_batched(batched: bool) -> None:
+    """Batch info lines to the log file: one write per event-loop iteration (daemon only)."""
+    with _sink.lock:
+        _sink.batched = batched
+        if not batched and _sink.file is not None:
+            _sink.file.flush()
+
+
+def flush() -> None:
+    """Write out batched log lines."""
+    with _sink.lock:
+        if _sink.file is not None:
+            try:
+                _sink.file.flush()
+            except OSError:
+                pass
+
+
 def reopen() -> None:
     """Reopen the log file (after rotation)."""
     with _sink.lock:
         if _sink.file is not None and _sink.file_path:
-            _sink.file.close()
-            _sink.file = open(_sink.file_path, "a", encoding="utf-8", errors="replace")
+            fresh = open(_sink.file_path, "a", encoding="utf-8", errors="replace")
+            _sink.file.close()  # only once the new one is open: never lose the log
+            _sink.file = fresh

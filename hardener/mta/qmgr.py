@@ -46,6 +46,9 @@ from hardener.mta.queue_state import DEFERRED as ST_DEFERRED
 
 log = get_logger("qmgr")
 
+# Left in defer/ by `hardener mta queue flush` for the running daemon (not a queue id: never a sidecar).
+FLUSH_MARKER = ".flush"
+
 
 class DeliveryAgent(Protocol):
     """What qmgr needs from a delivery agent."""
@@ -147,13 +150,32 @@ class QueueManager:
                 await close()
 
     async def _incoming_loop(self) -> None:
+        last_flush_check = 0.0
         while not self._stopping:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.settings.incoming_poll)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
+            now = time.monotonic()
+            if now - last_flush_check >= self.settings.incoming_poll:
+                last_flush_check = now
+                self._check_flush_request()
             self.fill_active()
+
+    def _check_flush_request(self) -> None:
+        """`hardener mta queue flush` leaves defer/.flush: forget dead next hops, retry all now."""
+        marker = self.layout.dir("defer") / FLUSH_MARKER
+        try:
+            os.unlink(marker)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning(f"cannot remove {marker}: {exc.strerror}")
+            return
+        self.dead.clear()
+        moved = self.scan_deferred(force=True)
+        log.info(f"flush requested: {moved} deferred message(s) scheduled, dead next hops forgotten")
 
     async def _deferred_loop(self) -> None:
         while not self._stopping:
@@ -326,7 +348,9 @@ class QueueManager:
             self._defer(qid, st, st.last_reason)
             return
         try:
-            os.unlink(self.layout.path("active", qid))
+            # In a worker thread: an unlink waits for the file system journal, the loop must not.
+            await asyncio.get_running_loop().run_in_executor(
+                None, os.unlink, self.layout.path("active", qid))
         except FileNotFoundError:
             pass
         if st.attempts or failed or os.path.exists(self.layout.dir("defer") / qid):

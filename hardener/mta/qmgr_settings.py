@@ -18,7 +18,8 @@ transport_maps, smtp_helo_name, smtp_tls_security_level (smtp_enforce_tls, smtp_
 smtp_tls_CAfile, smtp_*_timeout, smtp_connection_cache_time_limit,
 smtp_connection_reuse_time_limit, smtp_bind_address, smtp_mx_address_limit, alias_maps,
 local_recipient_maps, recipient_delimiter, hardener_local_spool (Maildir spool root; default
-queue_directory/spool), hardener_pickup_interval (maildrop poll, seconds; default 1).
+queue_directory/spool), hardener_pickup_interval (maildrop poll, seconds; default 1),
+hardener_qmgr_process (yes: qmgr and the delivery agents run in their own process; default yes).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class BackSettings:
     myorigin: str
     message_size_limit: int
     pickup_interval: float
+    qmgr_process: bool = True
 
 
 def _error(main: Any, name: str, message: str) -> ConfigError:
@@ -229,15 +231,39 @@ def load_back_settings(settings: Any) -> None:
         qmgr=qmgr, routing=routing, smtp=smtp, local=local,
         mx_address_limit=_int(main, "smtp_mx_address_limit", 1),
         myhostname=settings.myhostname, myorigin=settings.myorigin,
-        message_size_limit=settings.message_size_limit, pickup_interval=interval)
+        message_size_limit=settings.message_size_limit, pickup_interval=interval,
+        qmgr_process=(main.get_bool("hardener_qmgr_process")
+                      if main.is_set("hardener_qmgr_process") else True))
 
 
 def build_queue_manager(settings: Any, layout: Any, cleanup: Any) -> Any:
-    """The QueueManager for the daemon, with its delivery agents and bounce wired to `cleanup`.
+    """The queue manager for the daemon: a QmgrProcess running it in a child process.
 
     The daemon passes `qmgr.wake` as cleanup's on_commit callback and runs `await qmgr.run()`;
-    `await qmgr.stop()` at shutdown.
+    `await qmgr.stop()` at shutdown. Call it after the privilege drop: the child inherits the
+    daemon's (unprivileged) identity. `hardener_qmgr_process = no` keeps it in the daemon's process.
     """
+    from hardener.mta.qmgr_process import QmgrProcess
+
+    back: BackSettings = settings.extra["back"]
+    if not back.qmgr_process:
+        return make_queue_manager(settings, layout, cleanup)
+
+    def make() -> Any:
+        # In the child: a cleanup of its own (the parent's worker threads did not survive fork).
+        from hardener.mta.cleanup import Cleanup
+
+        own = Cleanup(layout, cleanup.settings)
+        qmgr = make_queue_manager(settings, layout, own)
+        own.on_commit = qmgr.wake
+        qmgr.close = own.close
+        return qmgr
+
+    return QmgrProcess(make)
+
+
+def make_queue_manager(settings: Any, layout: Any, cleanup: Any) -> Any:
+    """A QueueManager with its delivery agents and bounce wired to `cleanup` (in this process)."""
     from hardener.mta.bounce import Bouncer
     from hardener.mta.delivery.error import ErrorAgent
     from hardener.mta.delivery.local import LocalAgent

@@ -22,7 +22,7 @@ ALL_DIRS = QUEUE_NAMES + ("defer", "tmp", "spool", "pid")
 _MODES = {"maildrop": 0o1733}
 _DEFAULT_MODE = 0o700
 
-QUEUE_ID_RE = re.compile(r"^[0-9A-F]{10,24}$")
+QUEUE_ID_RE = re.compile(r"[0-9A-F]{10,24}")
 
 
 class QueueLayoutError(Exception):
@@ -31,7 +31,7 @@ class QueueLayoutError(Exception):
 
 def valid_queue_id(qid: str) -> bool:
     """True when `qid` is a well-formed queue id (uppercase hex, safe as a file name)."""
-    return bool(QUEUE_ID_RE.match(qid))
+    return QUEUE_ID_RE.fullmatch(qid) is not None
 
 
 def fsync_dir(path: Path) -> None:
@@ -48,12 +48,14 @@ class QueueLayout:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._dirs = {name: self.root / name for name in ALL_DIRS}
 
     def dir(self, name: str) -> Path:
         """Path of the queue subdirectory `name` (one of ALL_DIRS)."""
-        if name not in ALL_DIRS:
-            raise ValueError(f"unknown queue directory {name!r}")
-        return self.root / name
+        try:
+            return self._dirs[name]
+        except KeyError:
+            raise ValueError(f"unknown queue directory {name!r}") from None
 
     def path(self, name: str, qid: str) -> Path:
         """Path of queue file `qid` in queue `name`; refuses a malformed queue id."""

@@ -110,7 +110,16 @@ class QueueTools:
         raise InputError(f"no message {qid} in the {'/'.join(queues)} queue(s)", field="ID")
 
     def flush(self) -> int:
-        """Make every deferred message due now and move it to incoming/; returns how many."""
+        """Make every deferred message due now and move it to incoming/; returns how many.
+
+        Also leaves a flush request (defer/.flush) for a running daemon, whose qmgr then forgets the
+        next hops it marked dead, so the flushed mail is really tried at once.
+        """
+        from hardener.mta.qmgr import FLUSH_MARKER
+
+        marker = self.layout.dir("defer") / FLUSH_MARKER
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
         moved = 0
         for qid in self.layout.list("deferred"):
             st = self.state.load(qid)

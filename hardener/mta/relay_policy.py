@@ -368,7 +368,8 @@ def _evaluate(restrictions: Sequence[str], *, client: str, recipient: str, resol
 
 def check_recipient(client: str, recipient: str, s: PolicySettings, *,
                     sasl_authenticated: bool = False,
-                    extra: Callable[[str], Decision | None] | None = None) -> Decision:
+                    extra: Callable[[str], Decision | None] | None = None,
+                    resolved: Resolved | None = None) -> Decision:
     """Run smtpd_relay_restrictions then smtpd_recipient_restrictions for one RCPT TO.
 
     `client` is the client IP address, `recipient` the internal-form address. Returns PERMIT or
@@ -376,7 +377,8 @@ def check_recipient(client: str, recipient: str, s: PolicySettings, *,
     defer Decision with its reply. `extra` evaluates restriction names that need session state
     (e.g. reject_unauth_pipelining); it returns None for names it does not know.
     """
-    resolved = resolve(recipient, s)
+    if resolved is None:
+        resolved = resolve(recipient, s)
     for restrictions in (s.relay_restrictions, s.recipient_restrictions):
         decision = _evaluate(restrictions, client=client, recipient=recipient, resolved=resolved,
                              s=s, sasl_authenticated=sasl_authenticated, extra=extra)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import pwd
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,6 +260,21 @@ def _check_unsupported(main: MainCf) -> None:
         raise _error(main, "smtpd_enforce_tls", "mandatory STARTTLS is not supported yet")
 
 
+def _banner(main: MainCf) -> str:
+    """smtpd_banner; never a version. Unset: '$myhostname ESMTP' (Postfix's default would name
+    the software as '$mail_name', which is not even true here)."""
+    if not main.is_set("smtpd_banner"):
+        return f"{main.get('myhostname')} ESMTP"
+    raw = main.raw("smtpd_banner") or ""
+    banner = main.get("smtpd_banner")
+    if not banner.strip():
+        raise _error(main, "smtpd_banner", "empty banner")
+    if "mail_version" in raw or re.search(r"\b\d+\.\d+(\.\d+)?\b", banner.replace(
+            main.get("myhostname"), "")):
+        raise _error(main, "smtpd_banner", f"the banner would disclose a version: {banner!r}")
+    return banner
+
+
 def _domains(main: MainCf, name: str) -> list[str]:
     out = []
     for item in main.get_list(name):
@@ -295,9 +311,7 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
         pwd.getpwnam(mail_owner)
     except KeyError:
         raise _error(main, "mail_owner", f"no such user {mail_owner!r}") from None
-    banner = main.get("smtpd_banner")
-    if not banner.strip():
-        raise _error(main, "smtpd_banner", "empty banner")
+    banner = _banner(main)
     queue_dir = Path(main.get("queue_directory"))
     if not queue_dir.is_absolute():
         raise _error(main, "queue_directory", "must be an absolute path")

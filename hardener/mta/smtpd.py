@@ -189,6 +189,10 @@ class HardenedSMTP(SMTP):
         except (asyncio.CancelledError, ConnectionError):
             if not self._closing:
                 log.info(f"lost connection after {self.stage} from {self.client}")
+        except Exception as exc:  # a bug must cost one session, never the daemon
+            log.error(f"internal error after {self.stage} from {self.client}: {exc!r}")
+            if self.transport is not None:
+                self.transport.write(b"421 4.3.0 Error: internal error\r\n")
         finally:
             self._end_session()
 
@@ -379,14 +383,15 @@ class HardenedSMTP(SMTP):
         def extra(name: str) -> Decision | None:
             return session_restriction(self, name, shown, "RCPT")
 
+        resolved = resolve(rcpt, self.ctx.policy)
         decision = check_early_lists(self, extra)
         if decision is None:
-            decision = check_recipient(self.client_addr, rcpt, self.ctx.policy, extra=extra)
+            decision = check_recipient(self.client_addr, rcpt, self.ctx.policy, extra=extra,
+                                       resolved=resolved)
         if decision.action in ("reject", "defer"):
             self._log_reject("RCPT", decision.reply or "", rcpt)
             await self.reply(decision.reply or "554 5.7.1 Access denied")
             return False
-        resolved = resolve(rcpt, self.ctx.policy)
         if (resolved.klass == FINAL and self.s.reject_unlisted_recipient
                 and not self.ctx.recipients.exists(resolved.localpart)):
             code = self.s.unknown_local_recipient_reject_code

@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 
-from hardener.cli import main as cli_main
-
 
 class AuditAddresses:
     """Distinct loopback addresses for this test process."""
@@ -74,6 +72,8 @@ def audit_addresses() -> Iterator[AuditAddresses]:
 
 def run_audit_cli(args: list[str], tmp_path: Path) -> tuple[int, dict[str, Any]]:
     """Run `hardener audit ARGS --format json --output FILE` in-process; (exit code, JSON report)."""
+    from hardener.cli import main as cli_main  # imported here: a broken CLI module fails only these
+
     out = tmp_path / f"report-{len(list(tmp_path.glob('report-*')))}.json"
     code = cli_main(["audit", *args, "--format", "json", "--output", str(out)])
     report = json.loads(out.read_text()) if out.exists() else {}

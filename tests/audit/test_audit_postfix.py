@@ -41,7 +41,7 @@ HARDENED = {
     "smtpd_tls_protocols": ">=TLSv1.2",
     "smtpd_tls_mandatory_protocols": ">=TLSv1.2",
     "smtpd_tls_auth_only": "yes",
-    "smtpd_peername_lookup": "no",
+    "smtpd_peername_lookup": "no",   # no PTR queries for test clients: DNS would leave loopback
 }
 
 # listener name -> smtpd -o overrides (each one misconfiguration of the catalog)
@@ -106,10 +106,9 @@ def lab(postfix_module_factory, cert_factory, audit_addresses: AuditAddresses):
     valid = cert_factory.valid(HOSTNAME)
     assert valid.ca is not None
     ports = {name: free_port(address) for name in CASES}
+    nets = {"inside_net": audit_addresses.inside_net, "outside_net": audit_addresses.outside_net}
     # the first listener (the fixture's own) is "hardened"; the others get their overrides
-    extra = "".join(_service(address, ports[name], {k: v.format(inside_net=audit_addresses.inside_net,
-                                                                 outside_net=audit_addresses.outside_net)
-                                                    for k, v in settings.items()})
+    extra = "".join(_service(address, ports[name], {k: v.format(**nets) for k, v in settings.items()})
                     for name, settings in CASES.items() if name != "hardened")
     postfix_module_factory({
         **HARDENED,

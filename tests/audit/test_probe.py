@@ -87,3 +87,47 @@ def test_session_against_aiosmtpd_with_source_address(audit_addresses: AuditAddr
     assert f"*: connected to {address}:{controller.port} from {source}" in text
     assert "C: EHLO client.example" in text and "C: QUIT" in text and "S: 221" in text
     assert probe.closed
+
+
+async def _multiline_greeter(reader, writer) -> None:
+    """Legal but uncommon: a multi-line 220 greeting (a fake: Postfix and aiosmtpd greet in one line)."""
+    writer.write(b"220-multi.test ESMTP\r\n220-no UCE\r\n220 ready\r\n")
+    await writer.drain()
+    while line := await reader.readline():
+        if line.upper().startswith(b"EHLO"):
+            writer.write(b"250-multi.test\r\n250-SIZE 1000\r\n250 ENHANCEDSTATUSCODES\r\n")
+        elif line.upper().startswith(b"QUIT"):
+            writer.write(b"221 2.0.0 bye\r\n")
+            await writer.drain()
+            return
+        else:
+            writer.write(b"502 5.5.2 " + line.strip()[:20] + b" not here\r\n")
+        await writer.drain()
+
+
+@pytest.mark.timeout(30)
+def test_multiline_greeting_keeps_the_probe_in_step(audit_addresses: AuditAddresses) -> None:
+    address = audit_addresses.host()
+
+    async def session():
+        probe = await Probe.connect(address, server.port, timeout=2)
+        ehlo = await probe.ehlo("c.example")
+        noop = await probe.command("NOOP")
+        help_ = await probe.command("HELP")
+        await probe.quit()
+        return probe, ehlo, noop, help_
+
+    with fault_server(_multiline_greeter, address) as server:
+        probe, ehlo, noop, help_ = asyncio.run(session())
+    assert probe.greeting is not None and probe.greeting.lines == ("multi.test ESMTP", "no UCE", "ready")
+    assert ehlo.code == 250 and probe.esmtp == {"SIZE": "1000", "ENHANCEDSTATUSCODES": ""}
+    assert (noop.code, noop.enhanced, noop.text) == (502, "5.5.2", "5.5.2 NOOP not here")
+    assert help_.text == "5.5.2 HELP not here"
+
+
+def test_resolve_host() -> None:
+    from hardener.audit.probe import resolve_host
+
+    assert asyncio.run(resolve_host("127.0.0.9", 25, 2)) == ["127.0.0.9"]
+    # /etc/hosts only: tests send no DNS query off this machine
+    assert "127.0.0.1" in asyncio.run(resolve_host("localhost", 25, 2, "127.0.0.1"))

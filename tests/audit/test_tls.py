@@ -154,3 +154,83 @@ def test_unusable_ca_file_is_an_error(tls_lab, tmp_path):
     assert result.findings == []
     assert statuses(result)["tls-cert-invalid"] is CheckStatus.ERROR
     assert "cannot use --ca-file" in next(c.detail for c in result.checks if c.check == "tls-cert-invalid")
+
+
+@pytest.mark.parametrize("names, host, expected", [
+    (["mx.example.test"], "MX.Example.Test.", True),
+    (["*.example.test"], "mx.example.test", True),
+    (["*.example.test"], "a.mx.example.test", False),     # wildcard covers one label only
+    (["*.example.test"], "example.test", False),
+    (["other.test", "127.0.0.5"], "127.0.0.5", True),      # IP address in subjectAltName
+    (["other.test"], "mx.example.test", False),
+])
+def test_name_matching(cert_factory, names, host, expected):
+    from cryptography import x509
+
+    files = cert_factory.make(f"names-{abs(hash((tuple(names), host)))}", names)
+    cert = x509.load_pem_x509_certificate(files.cert_file.read_bytes())
+    assert tls.name_matches(cert, host) is expected
+
+
+def test_server_that_breaks_after_starttls(loopback):
+    """A fake server (a fault no real MTA here can be made to show): it advertises STARTTLS,
+    answers 220 and then sends plain text instead of a TLS handshake. No finding, both TLS checks
+    in error, the target incomplete, and no hang past the timeout."""
+    address = loopback.address()
+
+    async def scenario() -> TargetResult:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"220 broken.test ESMTP\r\n")
+            try:
+                while line := await asyncio.wait_for(reader.readline(), 10):
+                    verb = line.split(b" ")[0].strip().upper()
+                    if verb == b"EHLO":
+                        writer.write(b"250-broken.test\r\n250 STARTTLS\r\n")
+                    elif verb == b"STARTTLS":
+                        writer.write(b"220 go ahead\r\nthis is not TLS\r\n")
+                        await writer.drain()
+                        break
+                    else:
+                        writer.write(b"221 bye\r\n")
+                        break
+                    await writer.drain()
+            except (asyncio.TimeoutError, ConnectionError):
+                pass
+            writer.close()
+
+        server = await asyncio.start_server(handle, address, 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            ctx = AuditContext.for_target(AuditTarget(address, port), AuditOptions(timeout=2.0))
+            await asyncio.wait_for(tls.run(ctx), 30)
+            return ctx.result
+
+    result = asyncio.run(scenario())
+    assert result.findings == []
+    got = statuses(result)
+    assert got["starttls-missing"] is CheckStatus.PASSED
+    assert got["tls-cert-invalid"] is CheckStatus.ERROR and got["tls-weak-protocol"] is CheckStatus.ERROR
+    assert result.status == "incomplete"
+
+
+def test_cli_ca_file_and_tls_findings_in_json(tls_lab):
+    """End to end through `hardener audit --ca-file`: the TLS verdicts reach the JSON report."""
+    import json
+    import subprocess
+    import sys
+
+    def audit(case: str, *extra: str) -> dict:
+        proc = subprocess.run([sys.executable, "-m", "hardener", "audit",
+                               f"{tls_lab.address}:{tls_lab.ports[case]}", "--format", "json",
+                               "--timeout", "5", *extra], capture_output=True, text=True, timeout=120)
+        assert proc.returncode in (0, 1), proc.stderr
+        return json.loads(proc.stdout)["targets"][0]
+
+    valid = audit("valid", "--ca-file", str(tls_lab.ca_file))
+    assert not [f for f in valid["findings"] if f["check"] in TLS_SLUGS]
+    assert {c["check"]: c["status"] for c in valid["checks"] if c["check"] in TLS_SLUGS} == {
+        slug: "passed" for slug in TLS_SLUGS}
+    weak = audit("weak-self-signed", "--ca-file", str(tls_lab.ca_file))
+    by_check = {f["check"]: f for f in weak["findings"]}
+    assert by_check["tls-weak-protocol"]["control"] == "HRD-TLS-002"
+    assert by_check["tls-cert-invalid"]["severity"] == "medium"

@@ -37,6 +37,8 @@ def uid_of(pid: int) -> int:
     ({"smtpd_sasl_auth_enable": "yes"}, "smtpd_sasl_auth_enable"),
     ({"message_size_limit": "lots"}, "message_size_limit"),
     ({"smtpd_forbid_bare_newline": "sometimes"}, "smtpd_forbid_bare_newline"),
+    ({"smtpd_banner": "$myhostname ESMTP $mail_name ($mail_version)"}, "smtpd_banner"),
+    ({"smtpd_banner": "$myhostname ESMTP MailServer 2.4.1"}, "smtpd_banner"),
 ])
 def test_refuses_config_it_cannot_honour(mta_factory, override, field):
     mta = mta_factory(override, start=False)

@@ -173,3 +173,10 @@ def test_dot_stuffing_and_crlf():
     data = b"a\n.b\n..c\nno newline at end"
     out = b"".join(dot_stuff_lines(io.BytesIO(data)))
     assert out == b"a\r\n..b\r\n...c\r\nno newline at end\r\n"
+
+
+def test_dot_stuffing_of_a_large_message_matches_the_small_path():
+    line = b".dot first\nplain line\r\n"
+    big = line * 20000  # > 256 KiB: the streaming path
+    out = b"".join(dot_stuff_lines(io.BytesIO(big)))
+    assert out == b"..dot first\r\nplain line\r\n" * 20000

@@ -138,3 +138,13 @@ def test_local_delivery_to_maildir_via_aliases(mta_factory):
     assert wait(lambda: maildir.is_dir() and len(list(maildir.iterdir())) == 1, 20), \
         mta.log_text()[-2000:]
     assert "Delivered-To: postmaster@mx.hardener.test" in next(maildir.iterdir()).read_text()
+
+
+def test_tls_encrypt_never_sends_in_clear_text(mta_factory, smtp_sink_factory):
+    sink = smtp_sink_factory()  # smtp-sink offers no STARTTLS
+    mta = mta_factory({"smtp_tls_security_level": "encrypt",
+                       "relayhost": f"[{sink.address}]:{sink.port}"})
+    assert smtp_source(mta, 3, 1).returncode == 0
+    assert wait(lambda: queue_count(mta, "deferred") == 3, 30), mta.log_text()[-2000:]
+    assert sink.message_count() == 0
+    assert "TLS is required, but was not offered by host" in mta.log_text()

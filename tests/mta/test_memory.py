@@ -52,8 +52,9 @@ def run_parallel(mta, count: int, size: int) -> tuple[list, int]:
         t.start()
     for t in threads:
         t.join(600)
-    peak_kb = sum(vm_hwm_kb(pid) for pid in mta.pids())
-    return results, peak_kb
+    per_process = {pid: vm_hwm_kb(pid) for pid in mta.pids()}
+    print("\nVmHWM per process (kB):", per_process)
+    return results, sum(per_process.values())
 
 
 def check(mta, count: int, size: int, limit_mb: int) -> int:

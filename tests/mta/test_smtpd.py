@@ -249,3 +249,47 @@ def test_null_client_client_restrictions_match_postfix(mta_factory, postfix_fact
             replies.append(re.sub(r"\[127\.[0-9.]+\]", "[ADDR]", text))
     assert replies[0] == replies[1]
     assert replies[1] == "554 5.7.1 <unknown[ADDR]>: Client host rejected: Access denied"
+
+
+def test_large_message_streams_intact_to_the_next_hop(mta_factory, smtp_sink_factory):
+    """A 3 MB message with dot-stuffed lines and a long line arrives byte-exact at the next hop."""
+    sink = smtp_sink_factory()
+    mta = mta_factory({"relayhost": f"[{sink.address}]:{sink.port}"})
+    lines = [b"Subject: stream test", b"Message-ID: <stream@client.example>", b""]
+    for i in range(30000):
+        lines.append(b"." * (i % 3) + b"line %d of the body, some text to fill it up" % i)
+    lines.append(b"L" * 5000)
+    body = b"\r\n".join(lines) + b"\r\n"
+    stuffed = b"\r\n".join(b"." + x if x.startswith(b".") else x for x in lines) + b"\r\n"
+    with SmtpClient(mta.address, mta.port, source="127.0.0.1") as c:   # mynetworks: relayed
+        c.greeting()
+        c.cmd("EHLO client.example")
+        code, _ = send_message(c, stuffed, rcpt="someone@far.example")
+        assert code == 250
+    assert sink.wait_for_messages(1) == 1
+    dumped = sink.message_files()[0].read_bytes()
+    # smtp-sink writes its own X- headers first and a blank line after the message
+    assert b"\n" + body.replace(b"\r\n", b"\n") in dumped.replace(b"\r\n", b"\n")
+
+
+def test_client_gone_during_data_leaves_nothing(mta_factory):
+    mta = mta_factory()
+    with session(mta) as c:
+        c.cmd("EHLO client.example")
+        c.cmd("MAIL FROM:<a@client.example>")
+        c.cmd("RCPT TO:<root@mx.hardener.test>")
+        assert c.cmd("DATA")[0] == 354
+        c.send_raw(b"Subject: gone\r\n\r\n" + b"z" * 998 + b"\r\n" * 300)
+    mta.wait_for_log("lost connection after DATA")
+    assert list((mta.queue_dir / "tmp").iterdir()) == []
+    assert list((mta.queue_dir / "incoming").iterdir()) == []
+
+
+def test_default_banner_names_no_software(mta_factory):
+    mta = mta_factory(start=False)
+    main_cf = mta.config_dir / "main.cf"
+    main_cf.write_text("".join(line for line in main_cf.read_text().splitlines(keepends=True)
+                               if not line.startswith("smtpd_banner")))
+    mta.start()
+    with SmtpClient(mta.address, mta.port) as c:
+        assert c.greeting()[1] == "220 mx.hardener.test ESMTP"

@@ -1,12 +1,13 @@
 """helo-not-required, pipelining-unauth, size-unlimited: protocol discipline an MX should enforce.
 
 - helo-not-required: MAIL FROM straight after the greeting, without HELO/EHLO, is accepted.
-- pipelining-unauth: after HELO (so pipelining was never negotiated) the probe sends HELO, MAIL,
+- pipelining-unauth: the probe sends HELO (not EHLO, so PIPELINING is never negotiated), MAIL,
   RCPT and DATA in one write. A server that still answers DATA with 354 accepts unauthorized
   pipelining (Postfix: no reject_unauth_pipelining, no smtpd_forbid_unauth_pipelining). The probe
   drops the connection at the 354 without sending any message content, so nothing is queued.
-  The recipient is --rcpt when given, else postmaster at the server's name (RFC 5321 requires it);
-  when no recipient is accepted the check cannot reach DATA and is skipped.
+  The recipient is --rcpt when given, else postmaster at the server's name and at its address
+  literal (RFC 5321 requires postmaster); when none is accepted (a gateway that accepts only its
+  relay domains) the check cannot reach DATA and is skipped, asking for --rcpt.
 - size-unlimited: EHLO does not advertise SIZE, or advertises SIZE without a limit / SIZE 0.
 """
 
@@ -61,34 +62,40 @@ async def _helo_required(ctx: AuditContext) -> None:
     ctx.skipped("helo-not-required", "MAIL refused for another reason: " + "; ".join(replies))
 
 
+def _pipelining_recipients(ctx: AuditContext) -> list[str]:
+    """--rcpt, else postmaster at the server's name and at its address literal (one may be local)."""
+    if ctx.options.rcpt:
+        return [ctx.options.rcpt]
+    return list(dict.fromkeys([f"postmaster@{ctx.server_name}", f"postmaster@{ctx.ip_literal}"]))
+
+
 async def _pipelining(ctx: AuditContext) -> None:
-    rcpt = ctx.options.rcpt or f"postmaster@{ctx.server_name}"
+    rcpts = _pipelining_recipients(ctx)
+    names = ["HELO", "MAIL"] + ["RCPT"] * len(rcpts) + ["DATA"]
     async with ctx.session(ehlo=False) as probe:
         batch = (f"HELO {ctx.options.helo_name}\r\nMAIL FROM:<{PROBE_SENDER}>\r\n"
-                 f"RCPT TO:<{rcpt}>\r\nDATA\r\n")
+                 + "".join(f"RCPT TO:<{r}>\r\n" for r in rcpts) + "DATA\r\n")
         await probe.send_raw(batch.encode())
         replies: list[Reply] = []
         try:
-            for _ in range(4):
+            while len(replies) < len(names):
                 replies.append(await probe.read_reply())
                 if replies[-1].code in (421, 554) and "synchroni" in replies[-1].text.lower():
                     break
         except EarlyDisconnect:
             pass  # a server that hangs up on pipelined input refuses it
-        names = ("HELO", "MAIL", "RCPT", "DATA")
         shown = ", ".join(f"{n} -> {r.code}" for n, r in zip(names, replies))
-        if len(replies) == 4 and replies[3].code == 354:
+        complete = len(replies) == len(names)
+        accepted = complete and any(r.positive for r in replies[2:-1])
+        if complete and replies[-1].code == 354:
             probe.abort()  # never send content: drop the session at 354, nothing is queued
-            ctx.add(Finding.of("pipelining-unauth",
-                               evidence=f"HELO+MAIL+RCPT+DATA in one packet without PIPELINING: {shown}"))
-        elif len(replies) == 4 and replies[3].code >= 500 and replies[2].positive:
-            ctx.passed("pipelining-unauth", f"DATA refused: {replies[3]}")
-            return
-        elif len(replies) < 4:
+            ctx.add(Finding.of("pipelining-unauth", evidence=(
+                f"HELO, MAIL, RCPT and DATA in one packet without PIPELINING: {shown}")))
+            ctx.failed("pipelining-unauth")
+        elif not complete:
             ctx.passed("pipelining-unauth", f"server stopped at pipelined input: {shown or 'disconnect'}")
-            return
+        elif accepted and replies[-1].code >= 500:
+            ctx.passed("pipelining-unauth", f"DATA refused: {replies[-1]}")
         else:
-            ctx.skipped("pipelining-unauth", f"no accepted recipient to reach DATA ({shown})")
-            return
-    ctx.conclude("pipelining-unauth")
-
+            ctx.skipped("pipelining-unauth", f"no accepted recipient to reach DATA ({shown}); "
+                                             f"give --rcpt with an address the server accepts")

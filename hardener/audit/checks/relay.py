@@ -132,8 +132,9 @@ class VantageResult:
 
     @property
     def usable(self) -> bool:
-        """The battery ran (or the server refused this vantage outright, which is a result too)."""
-        return self.error is None and self.xclient_refused is None
+        """The battery ran (or the server refused this vantage outright, which is a result too);
+        a battery cut short still counts when what it saw before is a relay."""
+        return self.xclient_refused is None and (self.error is None or self.relays)
 
 
 def vantages(ctx: AuditContext) -> list[Vantage]:
@@ -183,7 +184,6 @@ async def _open(ctx: AuditContext, vantage: Vantage, result: VantageResult) -> P
 
 async def _run_vantage(ctx: AuditContext, vantage: Vantage) -> VantageResult:
     result = VantageResult(vantage)
-    server, ip = ctx.server_name, None
     user, domain = RELAY_USER, ctx.options.relay_domain
     pending = list(FORMS)
     first = True

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
+from collections.abc import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
@@ -58,16 +59,15 @@ async def run(ctx: AuditContext) -> None:
     if "STARTTLS" not in caps:
         ctx.add(Finding.of("starttls-missing", evidence=_ehlo_evidence(ctx.ehlo_reply, "no STARTTLS")))
         ctx.failed("starttls-missing")
-        for slug in ("tls-weak-protocol", "tls-cert-invalid"):
-            ctx.skipped(slug, "the server does not offer STARTTLS")
+        _mark_handshake_checks(ctx.skipped, "the server does not offer STARTTLS")
         return
     ca_file = str(ctx.options.ca_file) if ctx.options.ca_file else None
     try:
         verifying = verifying_context(ca_file)
     except (ssl.SSLError, OSError) as exc:
         ctx.passed("starttls-missing", "STARTTLS advertised")
-        for slug in ("tls-weak-protocol", "tls-cert-invalid"):
-            ctx.error(slug, f"cannot use --ca-file {ca_file}: {getattr(exc, 'reason', None) or exc}")
+        reason = getattr(exc, "reason", None) or exc
+        _mark_handshake_checks(ctx.error, f"cannot use --ca-file {ca_file}: {reason}")
         return
     try:
         certificate_attempt = await _attempt(ctx, verifying)
@@ -75,17 +75,23 @@ async def run(ctx: AuditContext) -> None:
         # Postfix answers 454 when its certificate cannot be loaded: STARTTLS is not usable.
         ctx.add(Finding.of("starttls-missing", evidence=f"EHLO advertises STARTTLS but {exc}"))
         ctx.failed("starttls-missing")
-        for slug in ("tls-weak-protocol", "tls-cert-invalid"):
-            ctx.skipped(slug, "STARTTLS is refused")
+        _mark_handshake_checks(ctx.skipped, "STARTTLS is refused")
         return
     except ProbeError as exc:
         ctx.passed("starttls-missing", "STARTTLS advertised")
-        for slug in ("tls-weak-protocol", "tls-cert-invalid"):
-            ctx.error(slug, f"STARTTLS attempt failed: {exc}")
+        _mark_handshake_checks(ctx.error, f"STARTTLS attempt failed: {exc}")
         return
     ctx.passed("starttls-missing", "STARTTLS advertised")
-    await _check_certificate(ctx, certificate_attempt)
-    await _check_protocols(ctx)
+    if await _check_certificate(ctx, certificate_attempt):
+        await _check_protocols(ctx)
+    else:
+        ctx.error("tls-weak-protocol", "no TLS handshake succeeded, whatever the protocol")
+
+
+def _mark_handshake_checks(record: Callable[[str, str], None], detail: str) -> None:
+    """Record the same status for the two checks that need a TLS handshake."""
+    for slug in ("tls-weak-protocol", "tls-cert-invalid"):
+        record(slug, detail)
 
 
 async def _attempt(ctx: AuditContext, context: ssl.SSLContext) -> StartTlsAttempt:
@@ -163,7 +169,8 @@ async def _check_protocols(ctx: AuditContext) -> None:
 
 # -- tls-cert-invalid --------------------------------------------------------------------------
 
-async def _check_certificate(ctx: AuditContext, verified: StartTlsAttempt) -> None:
+async def _check_certificate(ctx: AuditContext, verified: StartTlsAttempt) -> bool:
+    """tls-cert-invalid; returns whether any TLS handshake with the server succeeded."""
     # problem kind -> text; the chain verdict first, then what the leaf itself shows (more precise)
     problems: dict[str, str] = {}
     code = getattr(verified.ssl_error, "verify_code", None)
@@ -176,17 +183,17 @@ async def _check_certificate(ctx: AuditContext, verified: StartTlsAttempt) -> No
             plain = await _attempt(ctx, any_protocol_context())
         except ProbeError as exc:
             ctx.error("tls-cert-invalid", f"could not read the certificate: {exc}")
-            return
+            return False
         if not plain.handshake_ok or plain.peer_cert_der is None:
             reason = plain.error_text or verified.error_text
             ctx.error("tls-cert-invalid", f"TLS handshake failed: {reason}")
-            return
+            return plain.handshake_ok
         leaf = plain.peer_cert_der
     try:
         cert = x509.load_der_x509_certificate(leaf)
     except ValueError as exc:
         ctx.error("tls-cert-invalid", f"unreadable certificate: {exc}")
-        return
+        return True
     names = expected_names(ctx)
     problems.update(certificate_problems(cert, names))
     if "self-signed" in problems:  # a self-signed leaf is also an untrusted chain: say it once
@@ -199,6 +206,7 @@ async def _check_certificate(ctx: AuditContext, verified: StartTlsAttempt) -> No
     else:
         checked = f" for {', '.join(names)}" if names else ""
         ctx.passed("tls-cert-invalid", f"certificate {subject} valid{checked}")
+    return True
 
 
 def expected_names(ctx: AuditContext) -> list[str]:

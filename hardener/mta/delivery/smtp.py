@@ -271,11 +271,14 @@ async def transaction(conn: SmtpConnection, req: DeliveryRequest) -> list[Recipi
 
     content = req.open_content()
     try:
+        last = b""
         for chunk in dot_stuff_lines(content):
-            await conn.send(chunk, t.data_xfer)
+            if last:
+                await conn.send(last, t.data_xfer)
+            last = chunk
     finally:
         content.close()
-    await conn.send(b".\r\n", t.data_xfer)
+    await conn.send(last + b".\r\n", t.data_xfer)  # the end of data goes with the last chunk
     final = await conn.read_reply(t.data_done)
     for r in accepted:
         results[r] = _result(r, final.code, final.text, relay, "end of DATA")

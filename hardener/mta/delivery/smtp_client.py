@@ -20,6 +20,7 @@ from typing import BinaryIO
 _MAX_REPLY_LINE = 4096
 _MAX_REPLY_LINES = 200
 _CHUNK = 64 * 1024
+_SMALL = 256 * 1024
 
 
 class HopError(Exception):
@@ -236,6 +237,19 @@ def dot_stuff_lines(content: BinaryIO):
     Reads the file in bounded pieces (a line longer than the buffer is passed on in pieces), so a
     message of any size needs only a bounded amount of memory. The final CRLF.CRLF is not included.
     """
+    head = content.read(_SMALL)
+    if len(head) < _SMALL:
+        # Fast path for the usual small message: whole-buffer replaces instead of a loop per line.
+        data = head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        if data.startswith(b"."):
+            data = b"." + data
+        data = data.replace(b"\r\n.", b"\r\n..")
+        if data and not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        if data:
+            yield data
+        return
+    content.seek(-len(head), 1)
     at_line_start = True
     out: list[bytes] = []
     size = 0

@@ -1,0 +1,166 @@
+"""The queue manager in its own process, as in Postfix (smtpd and qmgr never share a CPU core).
+
+SECURITY: the child is forked from the daemon after the privilege drop, so it runs as the mail
+owner with the same rights as the queue manager had in-process (queue directory, outgoing SMTP, the
+local spool). It holds no listening socket of its own; the copies of smtpd's listening sockets it
+inherits are never polled. It stops when the daemon tells it to (SIGTERM), when the wake-up pipe
+closes, or when the daemon dies (PR_SET_PDEATHSIG).
+
+The daemon keeps a `QmgrProcess` with the same small interface as QueueManager: `wake()` (cleanup's
+on_commit: one byte down a pipe), `run()` (supervises the child and restarts it if it crashes) and
+`stop()`. Queue state is only on disk, so a restarted child simply recovers active/ and carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+
+from hardener.mta.maillog import get_logger
+
+log = get_logger("master")
+
+_STOP_GRACE = 5.0
+
+
+def _set_parent_death_signal() -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class QmgrProcess:
+    """Runs `make_qmgr()` (a QueueManager factory) in a forked child process."""
+
+    def __init__(self, make_qmgr: Callable[[], object]) -> None:
+        self.make_qmgr = make_qmgr
+        self.pid = 0
+        self._wfd = -1
+        self._stopping = False
+        self._fork()
+
+    # -- parent side -------------------------------------------------------------------------
+    def wake(self, qid: str | None = None) -> None:
+        """Tell the child there is new mail in incoming/ (never blocks)."""
+        if self._wfd < 0:
+            return
+        try:
+            os.write(self._wfd, b"w")
+        except BlockingIOError:
+            pass  # the pipe is full: a wake-up is pending anyway
+        except OSError:
+            pass
+
+    async def run(self) -> None:
+        """Supervise the child: restart it if it dies while the daemon runs."""
+        while not self._stopping:
+            await asyncio.sleep(1.0)
+            if self._stopping or not self.pid:
+                continue
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                pid, status = self.pid, 0
+            if pid and not self._stopping:
+                log.warning(f"qmgr process {self.pid} exited (status {status}); restarting it")
+                self._close_pipe()
+                self._fork()
+
+    async def stop(self, grace: float = _STOP_GRACE) -> None:
+        """SIGTERM the child and wait for it (SIGKILL after `grace` + 2 seconds)."""
+        self._stopping = True
+        self._close_pipe()
+        if not self.pid:
+            return
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace + 2.0
+        while True:
+            try:
+                pid, _ = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid:
+                break
+            if loop.time() > deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                break
+            await asyncio.sleep(0.05)
+        self.pid = 0
+
+    def _close_pipe(self) -> None:
+        if self._wfd >= 0:
+            os.close(self._wfd)
+            self._wfd = -1
+
+    def _fork(self) -> None:
+        rfd, wfd = os.pipe()
+        os.set_blocking(wfd, False)
+        pid = os.fork()
+        if pid:
+            os.close(rfd)
+            self.pid, self._wfd = pid, wfd
+            return
+        os.close(wfd)
+        code = 0
+        try:
+            _child_main(self.make_qmgr, rfd)
+        except BaseException as exc:  # never fall back into the parent's code
+            get_logger("qmgr").fatal(f"qmgr process: {exc!r}")
+            code = 1
+        finally:
+            os._exit(code)
+
+
+# -- child side --------------------------------------------------------------------------------
+def _child_main(make_qmgr: Callable[[], object], rfd: int) -> None:
+    """Body of the child: a fresh event loop running one QueueManager."""
+    _set_parent_death_signal()
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # The fork happened inside the daemon's running loop: forget it, start our own.
+    asyncio.events._set_running_loop(None)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(_child_run(make_qmgr, rfd))
+    loop.close()
+
+
+async def _child_run(make_qmgr: Callable[[], object], rfd: int) -> None:
+    qmgr = make_qmgr()
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+
+    def readable() -> None:
+        try:
+            data = os.read(rfd, 4096)
+        except OSError:
+            data = b""
+        if data:
+            qmgr.wake()
+        else:  # the daemon closed the pipe or died
+            loop.remove_reader(rfd)
+            done.set()
+
+    os.set_blocking(rfd, False)
+    loop.add_reader(rfd, readable)
+    loop.add_signal_handler(signal.SIGTERM, done.set)
+    task = asyncio.ensure_future(qmgr.run())
+    await done.wait()
+    await qmgr.stop()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    close = getattr(qmgr, "close", None)
+    if close is not None:
+        close()

@@ -1,0 +1,87 @@
+"""The runner: politeness (one connection at a time per target) and report order, on real aiosmtpd."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Sink
+from aiosmtpd.smtp import SMTP
+
+from hardener.audit.context import AuditOptions, AuditTarget
+from hardener.audit.runner import audit_all
+from tests.audit.conftest import AuditAddresses
+from tests.fixtures.net import free_port
+
+
+class CountingController(Controller):
+    """aiosmtpd whose protocol instances count open connections (instrumentation, not a fake)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lock = threading.Lock()
+        self.open = 0
+        self.most_open = 0
+        self.total = 0
+
+    def factory(self) -> SMTP:
+        controller = self
+
+        class Counted(SMTP):
+            def connection_made(self, transport) -> None:
+                with controller.lock:
+                    controller.open += 1
+                    controller.total += 1
+                    controller.most_open = max(controller.most_open, controller.open)
+                super().connection_made(transport)
+
+            counted_out = False
+
+            def _out(self) -> None:
+                with controller.lock:
+                    if not self.counted_out:
+                        self.counted_out = True
+                        controller.open -= 1
+
+            async def smtp_QUIT(self, arg: str) -> None:
+                # the session ends here, before the 221 reaches the client: no race with its next
+                # connection (connection_lost may run after the client has already reconnected)
+                self._out()
+                await super().smtp_QUIT(arg)
+
+            def connection_lost(self, exc) -> None:
+                self._out()   # sessions without QUIT (Controller's own start-up check)
+                super().connection_lost(exc)
+
+        return Counted(self.handler, **self.SMTP_kwargs)
+
+
+@pytest.mark.timeout(60)
+def test_one_connection_at_a_time_per_target(audit_addresses: AuditAddresses) -> None:
+    address = audit_addresses.host()
+    servers = [CountingController(Sink(), hostname=address, port=free_port(address)) for _ in range(4)]
+    for server in servers:
+        server.start()
+    for _ in range(200):  # let each server see its start-up check connection go (bounded wait)
+        if all(server.open == 0 for server in servers):
+            break
+        time.sleep(0.01)
+    try:
+        targets = [AuditTarget(address, s.port) for s in servers]
+        # every session of these checks ends with QUIT (the pipelining check drops its session at
+        # 354 instead, which the server would notice only asynchronously)
+        options = AuditOptions(timeout=5, concurrency=4,
+                               source_addresses=(audit_addresses.outside(), audit_addresses.outside()),
+                               checks=("banner", "enumeration", "tls", "relay", "mynetworks"))
+        report = asyncio.run(audit_all(targets, options))
+    finally:
+        for server in servers:
+            server.stop()
+    assert [t.target for t in report.targets] == [t.display for t in targets]
+    assert all(t.status == "complete" for t in report.targets)
+    for server in servers:
+        assert server.total > 5           # many sessions: banner, protocol, relay from two vantages...
+        assert server.most_open == 1      # ...but never two at once
