@@ -15,8 +15,8 @@ system:
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-	@$(BIN)/python -m pip install -q -e '.[test]'
+	@echo "venv: installing hardener and its dependencies into $(VENV) (log: $(VENV)/pip.log)"
+	@$(BIN)/python -m pip install -e '.[test]' > $(VENV)/pip.log 2>&1 || { tail -20 $(VENV)/pip.log; exit 1; }
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -56,7 +56,7 @@ echo "postconf -c $CONF -n: accepted"
 say "3. start the next hop ($HOP_ADDR:$HOP_PORT, STARTTLS)"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=relay.hardener.test" \
   -keyout "$DEMO/hop.key" -out "$DEMO/hop.pem" >/dev/null 2>&1
-mkdir -p "$DEMO/hop-maildir"
+mkdir -p "$DEMO/hop-maildir"/{tmp,new,cur}
 "$BIN/python" -m aiosmtpd -n -l "$HOP_ADDR:$HOP_PORT" --tlscert "$DEMO/hop.pem" --tlskey "$DEMO/hop.key" \
   -c aiosmtpd.handlers.Mailbox "$DEMO/hop-maildir" >"$DEMO/hop.log" 2>&1 &
 PIDS+=($!)

@@ -31,7 +31,6 @@ KNOWN_RESTRICTIONS = frozenset({
     "reject_unauth_destination", "defer_unauth_destination", "reject_unauth_pipelining",
     "reject_non_fqdn_recipient", "reject_non_fqdn_sender", "reject_unlisted_recipient",
     "reject_invalid_helo_hostname", "reject_non_fqdn_helo_hostname", "permit_auth_destination",
-    "reject_unknown_recipient_domain_syntax",
 })
 RESTRICTION_LISTS = ("smtpd_client_restrictions", "smtpd_helo_restrictions",
                      "smtpd_sender_restrictions", "smtpd_relay_restrictions",
@@ -346,7 +345,10 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
         process_limit=_int(main, "default_process_limit", 1),
         alias_maps=main.get_list("alias_maps"),
         local_recipient_maps=main.get_list("local_recipient_maps"),
-        reject_unlisted_recipient=main.get_bool("smtpd_reject_unlisted_recipient"),
+        # reject_unlisted_recipient named in a list turns the check on even when the global
+        # switch is off (smtpd runs it after the lists, as Postfix does at the end of RCPT)
+        reject_unlisted_recipient=(main.get_bool("smtpd_reject_unlisted_recipient") or any(
+            "reject_unlisted_recipient" in main.get_list(n) for n in RESTRICTION_LISTS)),
         unknown_local_recipient_reject_code=_int(main, "unknown_local_recipient_reject_code", 400),
         relay_domains_reject_code=_int(main, "relay_domains_reject_code", 400),
         allow_percent_hack=main.get_bool("allow_percent_hack"),

@@ -175,8 +175,12 @@ class HardenedSMTP(SMTP):
                 return
             verdict = self.ctx.anvil.connect(addr)
             if verdict is not None:
-                what = "count" if verdict == "count" else "rate"
-                log.warning(f"Connection {what} limit exceeded: from {self.client} "
+                # Postfix's anvil wording, which log tools count
+                if verdict == "count":
+                    what, n = "concurrency", self.ctx.anvil.active.get(addr, 0) + 1
+                else:
+                    what, n = "rate", len(self.ctx.anvil.arrivals.get(addr, ())) + 1
+                log.warning(f"Connection {what} limit exceeded: {n} from {self.client} "
                             f"for service {service}")
                 await self.push(f"421 4.7.0 {self.s.myhostname} Error: too many connections "
                                 f"from {addr}")

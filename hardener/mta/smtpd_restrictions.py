@@ -55,8 +55,8 @@ def session_restriction(sess: "HardenedSMTP", name: str, shown: str, where: str)
             return Decision("reject", f"504 5.5.2 <{helo}>: Helo command rejected: "
                                       "need fully-qualified hostname")
         return None
-    # reject_unlisted_recipient: smtpd runs that check after the lists (Postfix's
-    # smtpd_reject_unlisted_recipient); the others have nothing to check at this stage.
+    # reject_unlisted_recipient: smtpd runs that check after the lists (settings turn it on when
+    # the name appears in a list); the others have nothing to check at this stage.
     return None
 
 

@@ -112,3 +112,30 @@ def test_restart_after_kill9_and_queue_ownership(mta_factory):
     mta.start()
     with SmtpClient(mta.address, mta.port) as c:
         assert c.greeting()[0] == 220
+
+
+def test_inet_interfaces_with_port_only_service_listens_on_each(mta_factory, loopback):
+    second = loopback.host()
+    mta = mta_factory(start=False)
+    mta.write_config({"inet_interfaces": f"{mta.address}, {second}"},
+                     f"{mta.port} inet n - n - - smtpd\n", None)
+    mta.start()
+    for address in (mta.address, second):
+        with SmtpClient(address, mta.port) as c:
+            assert c.greeting()[0] == 220
+    with pytest.raises(OSError):   # nothing on an address that is not in inet_interfaces
+        SmtpClient("127.0.0.1", mta.port, timeout=2)
+
+
+def test_logs_to_stderr_without_maillog_file(mta_factory):
+    mta = mta_factory({"maillog_file": ""}, start=False)
+    if Path("/dev/log").exists():
+        pytest.skip("a syslog socket exists here: the daemon would log there")
+    mta.start()
+    with SmtpClient(mta.address, mta.port) as c:
+        c.greeting()
+        c.cmd("QUIT")
+    mta.stop()
+    text = mta.stderr_path.read_text()
+    assert "hardener/master[" in text and "hardener/smtpd[" in text
+    assert "disconnect from" in text and mta.log_text() == ""

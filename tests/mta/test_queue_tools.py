@@ -82,3 +82,31 @@ def test_empty_queue(tmp_path):
     h = Harness(tmp_path)
     h.cleanup.close()
     assert format_mailq(QueueTools(h.layout.root).entries()) == "Mail queue is empty\n"
+
+
+def test_flush_reaches_the_running_daemon(mta_factory, smtp_sink_factory, loopback):
+    """Deferred mail to a dead next hop, long backoff; after `queue flush` it goes out at once."""
+    import subprocess
+    import sys
+
+    from tests.fixtures.net import free_port
+    from tests.mta.test_e2e_relay import queue_count, smtp_source, wait
+
+    addr = loopback.host()
+    port = free_port(addr)
+    mta = mta_factory({"smtp_tls_security_level": "none", "relayhost": f"[{addr}]:{port}",
+                       "minimal_backoff_time": "300s", "queue_run_delay": "300s"})
+    assert smtp_source(mta, 5, 1).returncode == 0
+    assert wait(lambda: queue_count(mta, "deferred") == 5, 30)
+    sink = smtp_sink_factory(addr, port)
+    listed = subprocess.run([sys.executable, "-m", "hardener", "mta", "queue", "list", "--config",
+                             str(mta.config_dir), "--format", "json"], capture_output=True,
+                            text=True, timeout=60)
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 5
+    flushed = subprocess.run([sys.executable, "-m", "hardener", "mta", "queue", "flush",
+                              "--config", str(mta.config_dir)], capture_output=True, text=True,
+                             timeout=60)
+    assert flushed.returncode == 0, flushed.stderr
+    # within 30 s, so long before the 300 s backoff and the dead-hop mark would have expired
+    assert sink.wait_for_messages(5, timeout=30) == 5, mta.log_text()[-2000:]
+    assert "flush requested" in mta.log_text()
