@@ -13,7 +13,8 @@ Measured in one run on loopback:
    (`--script +smtp-open-relay`, no -sV), and a whole `hardener audit` process of the same server
    (every network check, Python start-up included), the fairest process-to-process comparison.
 2. A full audit of 200 loopback targets at --concurrency 50: one Postfix instance whose master.cf
-   has 200 smtpd services, one per loopback address (127.0.X.Y added to lo), same port;
+   has 200 smtpd services, one per loopback address (127.X.Y.Z added to lo), same port, STARTTLS
+   with a certificate from the test CA (--ca-file), so the TLS handshakes are part of the audit;
    `hardener audit --targets-file FILE --concurrency 50 --format json` wall time, every target
    must come back complete.
 
@@ -41,6 +42,7 @@ from hardener.audit.context import AuditOptions, AuditTarget  # noqa: E402
 from hardener.audit.runner import audit_all  # noqa: E402
 from tests.fixtures.net import free_port, loopback  # noqa: E402,F401
 from tests.fixtures.postfix import postfix_factory  # noqa: E402,F401
+from tests.fixtures.tls import cert_factory  # noqa: E402,F401
 
 UNTRUSTED = "127.1.0.9"
 REPEAT = 3
@@ -79,10 +81,10 @@ def time_hardener_relay(address: str, port: int) -> tuple[float, list[str]]:
     return elapsed, sorted({f.check for f in target.findings})
 
 
-def time_hardener_full(address: str, port: int) -> float:
+def time_hardener_full(address: str, port: int, extra: list[str]) -> float:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "hardener", "audit", f"{address}:{port}",
-                           "--source-address", UNTRUSTED, "--format", "json", "--timeout", "10"],
+                           "--source-address", UNTRUSTED, "--format", "json", "--timeout", "10", *extra],
                           capture_output=True, text=True, timeout=300)
     elapsed = time.perf_counter() - start
     assert proc.returncode in (0, 1), proc.stderr
@@ -105,12 +107,18 @@ def time_nmap_relay(address: str, port: int, *, service_scan: bool = True) -> tu
 
 @pytest.mark.bench
 @pytest.mark.timeout(1800)
-def test_bench_audit(postfix_factory, loopback, tmp_path) -> None:
+def test_bench_audit(postfix_factory, loopback, cert_factory, tmp_path) -> None:
     results: dict[str, object] = {"machine": machine(), "repeat": REPEAT}
+    # STARTTLS with a certificate from the test CA (trusted with --ca-file), TLS >= 1.2: a whole
+    # audit includes the TLS checks' handshakes.
+    cert = cert_factory.valid("pf.hardener.test")
+    base = {**BASE, "smtpd_tls_security_level": "may", "smtpd_tls_chain_files": str(cert.combined),
+            "smtpd_tls_protocols": ">=TLSv1.2", "smtpd_tls_mandatory_protocols": ">=TLSv1.2"}
+    ca = ["--ca-file", str(cert.ca)]
 
     # 1. relay battery: hardener vs nmap, on a refusing Postfix and on an open relay
-    servers = {"refusing Postfix": postfix_factory(BASE),
-               "open relay": postfix_factory({**BASE, "mynetworks": "0.0.0.0/0"})}
+    servers = {"refusing Postfix": postfix_factory(base),
+               "open relay": postfix_factory({**base, "mynetworks": "0.0.0.0/0"})}
     battery: dict[str, dict[str, object]] = {}
     for label, inst in servers.items():
         hardener_times, nmap_times, nmap_plain_times, full_times = [], [], [], []
@@ -123,7 +131,7 @@ def test_bench_audit(postfix_factory, loopback, tmp_path) -> None:
             nmap_times.append(elapsed)
             nmap_plain_times.append(time_nmap_relay(inst.address, inst.port, service_scan=False)[0])
         for _ in range(3):
-            full_times.append(time_hardener_full(inst.address, inst.port))
+            full_times.append(time_hardener_full(inst.address, inst.port, ca))
         h, n = statistics.median(hardener_times), statistics.median(nmap_times)
         plain = statistics.median(nmap_plain_times)
         full = statistics.median(full_times)
@@ -147,24 +155,26 @@ def test_bench_audit(postfix_factory, loopback, tmp_path) -> None:
     addresses = [loopback.host() for _ in range(TARGETS)]
     port = free_port(addresses[0])
     services = "".join(f"{a}:{port} inet n - n - - smtpd\n" for a in addresses[1:])
-    postfix_factory(BASE, address=addresses[0], port=port, extra_services=services)
+    postfix_factory(base, address=addresses[0], port=port, extra_services=services)
     targets_file = tmp_path / "targets.txt"
     targets_file.write_text("".join(f"{a}:{port}\n" for a in addresses))
     report_file = tmp_path / "report.json"
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "hardener", "audit", "--targets-file", str(targets_file),
                            "--concurrency", str(CONCURRENCY), "--source-address", UNTRUSTED,
-                           "--format", "json", "--output", str(report_file), "--timeout", "10"],
+                           "--format", "json", "--output", str(report_file), "--timeout", "10", *ca],
                           capture_output=True, text=True, timeout=1800)
     elapsed = time.perf_counter() - start
     assert proc.returncode in (0, 1), proc.stderr
     report = json.loads(report_file.read_text())
     incomplete = [t["target"] for t in report["targets"] if t["status"] != "complete"]
+    tls_passed = sum(1 for t in report["targets"] for c in t["checks"]
+                     if c["check"] == "tls-cert-invalid" and c["status"] == "passed")
     results["many_targets"] = {"targets": TARGETS, "concurrency": CONCURRENCY,
                                "wall_s": round(elapsed, 2), "targets_per_s": round(TARGETS / elapsed, 1),
-                               "incomplete": len(incomplete),
+                               "incomplete": len(incomplete), "tls_cert_checks_passed": tls_passed,
                                "setup": f"one Postfix 3.7, {TARGETS} smtpd services in master.cf, one "
-                                        f"per loopback address, port {port}"}
+                                        f"per loopback address, port {port}, STARTTLS (TLS >= 1.2)"}
     print(f"\n{TARGETS} targets at --concurrency {CONCURRENCY}: {elapsed:.2f}s "
           f"({TARGETS / elapsed:.1f} targets/s), incomplete: {len(incomplete)}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -97,9 +97,10 @@ def _domain_name(domain: str) -> dns.name.Name:
 
 
 async def _query(res: dns.asyncresolver.Resolver, name: dns.name.Name, rdtype: str,
-                 where: str) -> dns.resolver.Answer | None:
+                 domain: str) -> dns.resolver.Answer | None:
     """One query; None for 'no such record' (NoAnswer). NXDOMAIN is raised to the caller;
-    a resolver failure or timeout becomes TargetError."""
+    a resolver failure or timeout becomes TargetError (field --mx, naming `domain`)."""
+    what = f"{name.to_text(omit_final_dot=True)} {rdtype}"
     try:
         return await res.resolve(name, rdtype, search=False, raise_on_no_answer=True)
     except dns.resolver.NoAnswer:
@@ -107,15 +108,11 @@ async def _query(res: dns.asyncresolver.Resolver, name: dns.name.Name, rdtype: s
     except dns.resolver.NXDOMAIN:
         raise
     except dns.resolver.LifetimeTimeout:
-        raise TargetError(f"{where}: no answer from {_servers(res)} within {res.lifetime:g}s "
-                          f"({name.to_text(omit_final_dot=True)} {rdtype})", field="--mx") from None
-    except dns.resolver.NoNameservers as exc:
-        reason = _short(str(exc))
-        raise TargetError(f"{where}: DNS lookup of {name.to_text(omit_final_dot=True)} {rdtype} "
-                          f"failed: {reason}", field="--mx") from None
-    except dns.exception.DNSException as exc:
-        raise TargetError(f"{where}: DNS lookup of {name.to_text(omit_final_dot=True)} {rdtype} "
-                          f"failed: {_short(str(exc))}", field="--mx") from None
+        raise TargetError(f"{domain}: no answer from {_servers(res)} within {res.lifetime:g}s "
+                          f"({what})", field="--mx") from None
+    except dns.exception.DNSException as exc:  # NoNameservers (REFUSED, SERVFAIL), bad replies
+        raise TargetError(f"{domain}: DNS lookup of {what} failed: {_short(str(exc))}",
+                          field="--mx") from None
 
 
 def _servers(res: dns.asyncresolver.Resolver) -> str:
@@ -127,12 +124,12 @@ def _short(text: str) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-async def _addresses(res: dns.asyncresolver.Resolver, host: dns.name.Name, where: str) -> list[str]:
+async def _addresses(res: dns.asyncresolver.Resolver, host: dns.name.Name, domain: str) -> list[str]:
     """A then AAAA addresses of host, in the order the server gave them; [] if it has none."""
     out: list[str] = []
     for rdtype in ("A", "AAAA"):
         try:
-            answer = await _query(res, host, rdtype, where)
+            answer = await _query(res, host, rdtype, domain)
         except dns.resolver.NXDOMAIN:
             return out
         if answer is not None:
@@ -148,7 +145,7 @@ async def resolve_mx_detailed(domain: str, resolver: str | None, timeout: float,
     res = _resolver(resolver, timeout)
     out = MxResolution(shown)
     try:
-        answer = await _query(res, name, "MX", f"--mx {shown}")
+        answer = await _query(res, name, "MX", shown)
     except dns.resolver.NXDOMAIN:
         raise InputError(f"domain {shown} does not exist (NXDOMAIN from {_servers(res)})",
                          field="--mx") from None
@@ -159,7 +156,7 @@ async def resolve_mx_detailed(domain: str, resolver: str | None, timeout: float,
                          f"there is no mail server to audit", field="--mx")
     if not records:
         out.implicit = True
-        addresses = await _addresses(res, name, f"--mx {shown}")
+        addresses = await _addresses(res, name, shown)
         if not addresses:
             raise InputError(f"domain {shown} has no MX record and no A/AAAA record: "
                              f"no server receives its mail", field="--mx")
@@ -169,7 +166,7 @@ async def resolve_mx_detailed(domain: str, resolver: str | None, timeout: float,
         return out
     for record in records:
         exchange = record.exchange.to_text(omit_final_dot=True)
-        addresses = await _addresses(res, record.exchange, f"--mx {shown}: MX {exchange}")
+        addresses = await _addresses(res, record.exchange, shown)
         if not addresses:
             out.notes.append(f"MX {record.preference} {exchange} of {shown} has no A/AAAA "
                              f"record: not audited")

@@ -14,7 +14,6 @@ complete, so pickup never sees half a message.
 
 from __future__ import annotations
 
-import email.utils
 import itertools
 import os
 import pwd
@@ -161,6 +160,8 @@ def _header_recipients(header: bytes) -> list[str]:
 
     msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(header + b"\n")
     fields = msg.get_all("to", []) + msg.get_all("cc", []) + msg.get_all("bcc", [])
+    import email.utils
+
     return [addr for _, addr in email.utils.getaddresses([str(f) for f in fields]) if addr]
 
 

@@ -14,7 +14,10 @@ leaves nothing in incoming/.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import email.utils
+import functools
 import itertools
 import os
 import random
@@ -23,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from hardener.mta.maillog import get_logger
 from hardener.mta.queue_file import Envelope, Recipient, format_envelope
@@ -75,6 +79,8 @@ class Cleanup:
         self.on_commit = on_commit
         self.executor = ThreadPoolExecutor(max_workers=commit_threads,
                                            thread_name_prefix="cleanup-commit")
+        # temporary files are created while the message arrives, off the event loop thread
+        self.create_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cleanup-create")
         self.committer = GroupCommitter(layout.dir("incoming"), self.executor)
 
     def begin(self, sender: str, recipients: Iterable[Recipient | str], *,
@@ -96,8 +102,10 @@ class Cleanup:
         return CleanupWriter(self, env, local_submission, full_name, submitter)
 
     def close(self) -> None:
-        """Stop the fsync threads (daemon shutdown)."""
+        """Stop the commit and fsync threads (daemon shutdown)."""
         self.executor.shutdown(wait=True)
+        self.create_pool.shutdown(wait=True)
+        self.committer.close()
 
 
 class CleanupWriter:
@@ -119,7 +127,10 @@ class CleanupWriter:
         self._cr_pending = False
         self._closed = False
         self._buf = bytearray()
-        self.fd = -1  # created on the first spill, or by the committer for small messages
+        self._spilled = False
+        self.fd = -1
+        self._create: concurrent.futures.Future[int] | None = cleanup.create_pool.submit(
+            create_file, self.tmp_path, cleanup.owner)
 
     # -- content ---------------------------------------------------------------------------------
 
@@ -246,13 +257,22 @@ class CleanupWriter:
             self._size_offset = header.index(b"size: ") + len(b"size: ")
         return header
 
+    def _take_fd(self) -> int:
+        """The temporary file's descriptor (waits for its creation; OSError if that failed)."""
+        if self.fd < 0:
+            assert self._create is not None
+            self.fd = self._create.result()
+            self._create = None
+        return self.fd
+
     def _spill(self) -> None:
-        """Move the buffered content to the temporary file (created now for a large message)."""
+        """Move the buffered content to the temporary file (a large message)."""
         try:
-            if self.fd < 0:
-                self.fd = create_file(self.tmp_path, self.cleanup.owner)
-                write_all(self.fd, self._envelope_header(padded=True))
-            write_all(self.fd, self._buf)
+            fd = self._take_fd()
+            if not self._spilled:
+                write_all(fd, self._envelope_header(padded=True))
+                self._spilled = True
+            write_all(fd, self._buf)
         except OSError as exc:
             raise CleanupError(f"write {self.queue_id}: {exc.strerror}") from exc
         self._buf = bytearray()
@@ -272,9 +292,17 @@ class CleanupWriter:
             if not self._headers_done:
                 end = self._header_end()
                 self._flush_headers(len(self._header_buf) if end is None else end)
-            if self.fd < 0:
-                item = CommitItem(self.tmp_path, target, -1, self._envelope_header(padded=False),
-                                  bytes(self._buf), cleanup.owner)
+            if not self._spilled:
+                try:
+                    if self._create is not None:
+                        self.fd = await asyncio.wrap_future(self._create)
+                        self._create = None
+                except OSError as exc:
+                    raise CleanupError(f"create {self.queue_id}: {exc.strerror}") from exc
+                item = CommitItem(self.tmp_path, target, self.fd,
+                                  self._envelope_header(padded=False), bytes(self._buf),
+                                  write_pending=True)
+                self.fd = -1  # the committer writes, fsyncs and closes it
             else:
                 try:
                     write_all(self.fd, self._buf)
@@ -301,11 +329,21 @@ class CleanupWriter:
 
     async def abort(self) -> None:
         """Throw the message away (client gone, size exceeded, rejected)."""
+        pending = self._create
         self._discard()
+        if pending is not None:   # return only once the temporary file is gone
+            try:
+                await asyncio.wrap_future(pending)
+            except OSError:
+                pass
 
     def _discard(self) -> None:
         self._closed = True
         self._buf = bytearray()
+        pending, self._create = self._create, None
+        if pending is not None:
+            # the file may still be being created: close and remove it once it exists
+            pending.add_done_callback(functools.partial(_drop_created, self.tmp_path))
         if self.fd >= 0:
             try:
                 os.close(self.fd)
@@ -316,6 +354,20 @@ class CleanupWriter:
             os.unlink(self.tmp_path)
         except OSError:
             pass
+
+
+def _drop_created(path: Path, fut: concurrent.futures.Future) -> None:
+    """Done-callback: close and unlink a temporary file created for a discarded message."""
+    if fut.cancelled() or fut.exception() is not None:
+        return
+    try:
+        os.close(fut.result())
+    except OSError:
+        pass
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _split_headers(block: bytes) -> list[tuple[str, bytes]]:

@@ -1,10 +1,9 @@
 """Group commit for cleanup: one worker job makes a whole batch of queue files durable.
 
 Messages that finish while a batch is being written wait for the next batch. A job, in a worker
-thread, does for every message: create tmp/QID (small messages were kept in memory until now) or
-finish the spilled file, fsync it, rename it into incoming/; then one fsync of incoming/ for the
-batch. The first fsync of a batch commits the file system journal for all of them, so the others are
-nearly free; the directory fsync is shared. Nothing here touches the event loop thread.
+thread, creates tmp/QID for the small messages (kept in memory until now), fsyncs every file of
+the batch in parallel (the journal merges concurrent fsyncs), renames each into incoming/, then
+fsyncs incoming/ once for the whole batch. Nothing here runs in the event loop thread.
 
 SECURITY: writes only tmp/ and incoming/ of the queue; runs as the mail owner (or as root in the
 pickup helper, handing files to the mail owner).
@@ -31,6 +30,7 @@ class CommitItem:
     header: bytes = b""
     body: bytes = b""
     owner: tuple[int, int] | None = None
+    write_pending: bool = False     # fd is open but header and body are still to be written
     error: OSError | None = field(default=None)
 
 
@@ -61,39 +61,56 @@ def _unlink(path: Path) -> None:
         pass
 
 
-def commit_batch(items: list[CommitItem], incoming: Path) -> None:
-    """Worker-thread job: write, fsync, rename each item, then fsync incoming/ once.
+def _fsync(fd: int) -> OSError | None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        return exc
+    return None
+
+
+def commit_batch(items: list[CommitItem], incoming: Path,
+                 fsync_pool: ThreadPoolExecutor | None = None) -> None:
+    """Worker-thread job: write every item, fsync them all (in parallel: the file system journal
+    merges concurrent fsyncs into one commit), rename each into incoming/, fsync incoming/ once.
 
     Sets item.error for items that failed; on a failed directory fsync every renamed item is taken
     back out of incoming/ and marked failed (the client will retry; nothing is left half-durable).
     """
-    renamed: list[CommitItem] = []
-    for item in items:
-        fd = item.fd
-        try:
-            if fd < 0:
-                fd = create_file(item.tmp_path, item.owner)
-                write_all(fd, item.header)
-                write_all(fd, item.body)
-            os.fsync(fd)
-        except OSError as exc:
-            item.error = exc
-            _unlink(item.tmp_path)
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            item.fd = -1
-        if item.error is not None:
+    for item in items:   # 1. small messages: write their file now (create it if not done yet)
+        if item.fd >= 0 and not item.write_pending:
             continue
         try:
-            os.rename(item.tmp_path, item.target)
-            renamed.append(item)
+            if item.fd < 0:
+                item.fd = create_file(item.tmp_path, item.owner)
+            write_all(item.fd, item.header)
+            write_all(item.fd, item.body)
         except OSError as exc:
             item.error = exc
-            _unlink(item.tmp_path)
+    live = [item for item in items if item.error is None]
+    fds = [item.fd for item in live]
+    if fsync_pool is not None and len(fds) > 1:   # 2. fsync
+        errors = list(fsync_pool.map(_fsync, fds))
+    else:
+        errors = [_fsync(fd) for fd in fds]
+    for item, error in zip(live, errors):
+        item.error = error
+    renamed: list[CommitItem] = []
+    for item in items:   # 3. rename the durable ones into incoming/
+        if item.fd >= 0:
+            os.close(item.fd)
+            item.fd = -1
+        if item.error is None:
+            try:
+                os.rename(item.tmp_path, item.target)
+                renamed.append(item)
+                continue
+            except OSError as exc:
+                item.error = exc
+        _unlink(item.tmp_path)
     if not renamed:
         return
-    try:
+    try:   # 4. one directory fsync for the batch
         fsync_dir(incoming)
     except OSError as exc:
         for item in renamed:
@@ -104,9 +121,12 @@ def commit_batch(items: list[CommitItem], incoming: Path) -> None:
 class GroupCommitter:
     """Collects commit requests from the event loop and runs them in batches."""
 
-    def __init__(self, incoming: Path, executor: ThreadPoolExecutor, max_batch: int = 256) -> None:
+    def __init__(self, incoming: Path, executor: ThreadPoolExecutor, max_batch: int = 256,
+                 fsync_threads: int = 16) -> None:
         self.incoming = incoming
         self.executor = executor
+        self.fsync_pool = ThreadPoolExecutor(max_workers=fsync_threads,
+                                             thread_name_prefix="cleanup-fsync")
         self.max_batch = max_batch
         self.waiting: list[tuple[CommitItem, asyncio.Future[None]]] = []
         self.running = False
@@ -129,7 +149,8 @@ class GroupCommitter:
                 del self.waiting[:self.max_batch]
                 items = [item for item, _ in batch]
                 try:
-                    await loop.run_in_executor(self.executor, commit_batch, items, self.incoming)
+                    await loop.run_in_executor(self.executor, commit_batch, items, self.incoming,
+                                               self.fsync_pool)
                 except BaseException as exc:  # the job itself failed: fail every item
                     for item in items:
                         item.error = item.error or OSError(str(exc))
@@ -142,3 +163,7 @@ class GroupCommitter:
                         fut.set_exception(item.error)
         finally:
             self.running = False
+
+    def close(self) -> None:
+        """Stop the fsync threads."""
+        self.fsync_pool.shutdown(wait=True)

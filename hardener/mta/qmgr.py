@@ -13,7 +13,8 @@ Scheduling (Postfix semantics):
    at a time (`TRANSPORT_destination_concurrency_limit` overrides per transport);
  * a next hop that cannot be reached is dead for `minimal_backoff_time`: its other mail is deferred
    without a connection attempt (hardener.mta.qmgr_dead);
- * a deferred message waits minimal_backoff_time, doubling each time up to maximal_backoff_time;
+ * a deferred message waits minimal_backoff_time, doubling each time up to maximal_backoff_time
+   (its next try is kept in the sidecar and, as in Postfix, as the deferred file's mtime);
    deferred/ is scanned every queue_run_delay (hardener.mta.qmgr_retry);
  * after maximal_queue_lifetime (bounce_queue_lifetime for bounces) it is returned to the sender;
  * on start, mail left in active/ by a crash goes back to incoming/.
@@ -204,8 +205,13 @@ class QueueManager:
         now = self.clock()
         moved = 0
         for qid in self.layout.list("deferred"):
-            if not force and self.state.load(qid).next_attempt > now:
-                continue
+            if not force:
+                # As Postfix: a deferred file's mtime is its next try, so a scan needs one stat.
+                try:
+                    if os.stat(self.layout.path("deferred", qid)).st_mtime > now:
+                        continue
+                except FileNotFoundError:
+                    continue
             try:
                 os.rename(self.layout.path("deferred", qid), self.layout.path("incoming", qid))
                 moved += 1
@@ -364,7 +370,8 @@ class QueueManager:
         st.last_reason = reason or st.last_reason
         self.state.save(qid, st)
         try:
-            self.layout.move(qid, "active", "deferred")
+            target = self.layout.move(qid, "active", "deferred")
+            os.utime(target, (st.next_attempt, st.next_attempt))
         except FileNotFoundError:
             self.state.remove(qid)  # deleted by a queue tool meanwhile
 
@@ -397,7 +404,6 @@ def make_resubmitter(cleanup: object) -> Resubmitter:
                                protocol="local", flags=["bounce"] if req.is_bounce else [])
         content = req.open_content()
         try:
-            # Skip our own Received: header line? No: cleanup adds a new one; keep the old ones.
             while chunk := content.read(65536):
                 await writer.write(chunk)
             return await writer.commit()

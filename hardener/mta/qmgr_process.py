@@ -131,6 +131,12 @@ def _child_main(make_qmgr: Callable[[], object], rfd: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # The fork happened inside the daemon's running loop: forget it, start our own.
     asyncio.events._set_running_loop(None)
+    # A log flush the parent had scheduled on its loop will never run here: let ours schedule one.
+    from hardener.mta import maillog
+
+    sink = getattr(maillog, "_sink", None)
+    if sink is not None and hasattr(sink, "_flush_pending"):
+        sink._flush_pending = False
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(_child_run(make_qmgr, rfd))

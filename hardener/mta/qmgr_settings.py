@@ -30,14 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from hardener.errors import ConfigError
-from hardener.mta.delivery.local import LocalSettings, parse_aliases
+from hardener.mta.delivery.local import LocalSettings
 from hardener.mta.delivery.routing import AGENTS, RoutingSettings
 from hardener.mta.delivery.smtp import TLS_LEVELS, SmtpSettings
 from hardener.mta.delivery.smtp_client import Timeouts
 from hardener.mta.qmgr import QmgrSettings
 from hardener.mta.qmgr_retry import RetryPolicy
 
-_TABLE_TYPES = ("hash", "btree", "lmdb", "cdb", "dbm", "sdbm", "texthash")
 _SUPPORTED_TLS = ("none", "may", "encrypt", "dane", "verify", "secure")
 
 
@@ -78,30 +77,18 @@ def _int(main: Any, name: str, minimum: int = 0) -> int:
 
 
 def read_map(main: Any, name: str, spec: str) -> dict[str, str]:
-    """A key -> value table from a `type:/path` in main.cf (the source text file is read)."""
-    kind, _, path = spec.partition(":")
-    if not _ or kind.lower() not in _TABLE_TYPES:
+    """A key -> value table from main.cf (hardener.postfix.tables reads the source text file)."""
+    from hardener.postfix.tables import INDEXED_TYPES, parse_spec, read_table
+
+    if parse_spec(spec).type not in INDEXED_TYPES:
         raise _error(main, name, f"unsupported table {spec!r} (use texthash: or hash: with the "
                                  "source text file)")
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise _error(main, name, f"cannot read table {path}: {exc.strerror}") from None
-    table: dict[str, str] = {}
-    lines: list[tuple[int, str]] = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if line[0].isspace() and lines:
-            lines[-1] = (lines[-1][0], lines[-1][1] + " " + line.strip())
-        else:
-            lines.append((n, line.strip()))
-    for n, line in lines:
-        parts = line.split(None, 1)
-        if len(parts) != 2:
-            raise ConfigError("expected 'key value'", file=path, line=n, field=name)
-        table.setdefault(parts[0].lower(), parts[1].strip())
-    return table
+        return read_table(spec)
+    except ConfigError as exc:
+        if exc.file:
+            raise
+        raise _error(main, name, exc.message) from None
 
 
 def _services(master: Any) -> dict[str, str]:
@@ -137,20 +124,18 @@ def _tls_level(main: Any) -> str:
 
 
 def _aliases(main: Any) -> dict[str, list[str]]:
+    from hardener.postfix.tables import INDEXED_TYPES, parse_spec, read_aliases
+
     aliases: dict[str, list[str]] = {}
     for spec in main.get_list("alias_maps"):
-        kind, sep, path = spec.partition(":")
-        if not sep or kind.lower() in ("nis", "nisplus", "netinfo"):
+        parsed = parse_spec(spec)
+        if parsed.type in ("nis", "nisplus", "netinfo"):
             continue  # not available on this host, as Postfix's default nis:mail.aliases
-        if kind.lower() not in _TABLE_TYPES:
+        if parsed.type not in INDEXED_TYPES:
             raise _error(main, "alias_maps", f"unsupported alias table {spec!r}")
-        try:
-            text = Path(path).read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
+        if not Path(parsed.name).exists():
             continue
-        except OSError as exc:
-            raise _error(main, "alias_maps", f"cannot read {path}: {exc.strerror}") from None
-        for name, targets in parse_aliases(text, path).items():
+        for name, targets in read_aliases(parsed.name).items():
             aliases.setdefault(name, targets)
     return aliases
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from hardener.mta.queue_layout import valid_queue_id as valid_qid
 
 
 STATE_VERSION = 1
@@ -32,13 +33,6 @@ DONE = "done"
 DEFERRED = "deferred"
 BOUNCED = "bounced"
 _STATUSES = frozenset({DONE, DEFERRED, BOUNCED})
-# Queue ids are uppercase hex (mta_interfaces.md); never trust a file name that does not match.
-_QID_RE = re.compile(r"[0-9A-F]{6,40}")
-
-
-def valid_qid(qid: str) -> bool:
-    """Whether `qid` looks like a queue id (safe to use as a file name)."""
-    return bool(_QID_RE.fullmatch(qid))
 
 
 @dataclass

@@ -127,6 +127,7 @@ class QueueTools:
                 st.next_attempt = 0.0
                 self.state.save(qid, st)
             try:
+                os.utime(self.layout.path("deferred", qid))  # due now (qmgr reads the mtime)
                 self.layout.move(qid, "deferred", "incoming")
                 moved += 1
             except FileNotFoundError:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hardener.mta.relay_policy import Decision, in_networks
+from hardener.mta.smtpd_address import quote_for_reply
 
 if TYPE_CHECKING:
     from hardener.mta.smtpd import HardenedSMTP
@@ -41,11 +42,12 @@ def session_restriction(sess: "HardenedSMTP", name: str, shown: str, where: str)
         return None
     if name == "reject_non_fqdn_sender":
         if sess.sender and "." not in sess.sender.rpartition("@")[2]:
-            return Decision("reject", f"504 5.5.2 <{sess.sender}>: Sender address rejected: "
+            return Decision("reject", f"504 5.5.2 <{quote_for_reply(sess.sender)}>: "
+                                      "Sender address rejected: "
                                       "need fully-qualified address")
         return None
     if name in ("reject_invalid_helo_hostname", "reject_non_fqdn_helo_hostname"):
-        helo = sess.helo or ""
+        helo = quote_for_reply(sess.helo or "")
         if not helo:
             return None
         if name == "reject_invalid_helo_hostname" and not valid_helo(helo):
@@ -82,8 +84,10 @@ def check_early_lists(sess: "HardenedSMTP",
                       evaluate: Callable[[str], Decision | None]) -> Decision | None:
     """Client, HELO and sender restrictions (evaluated at RCPT); the first objection or None."""
     labels = {"smtpd_client_restrictions": f"<{sess.client}>: Client host rejected",
-              "smtpd_helo_restrictions": f"<{sess.helo or ''}>: Helo command rejected",
-              "smtpd_sender_restrictions": f"<{sess.sender or ''}>: Sender address rejected"}
+              "smtpd_helo_restrictions": f"<{quote_for_reply(sess.helo or '')}>: "
+                                         "Helo command rejected",
+              "smtpd_sender_restrictions": f"<{quote_for_reply(sess.sender or '')}>: "
+                                           "Sender address rejected"}
     for list_name in EARLY_LISTS:
         decision = _run_list(sess, sess.s.restrictions[list_name], evaluate, labels[list_name])
         if decision is not None:

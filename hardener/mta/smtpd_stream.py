@@ -28,8 +28,10 @@ READ_CHUNK = 65536
 async def receive_data(sess: "HardenedSMTP") -> bool:
     """Handle DATA after its checks passed; returns True when the message was queued."""
     s = sess.s
-    if sess.queue_id is None:
-        return False
+    if sess.queue_id is None:  # not reachable (the first accepted RCPT sets it); never desync
+        from hardener.mta.cleanup import new_queue_id
+
+        sess.queue_id = new_queue_id()
     try:
         writer = sess.ctx.cleanup.begin(
             sess.sender or "", sess.recipients, client=(sess.client_name, sess.client_addr),

@@ -103,24 +103,36 @@ def test_bad_domain(domain):
     assert err.value.one_line().startswith("--mx: ")
 
 
-def test_audit_mx_end_to_end(dnsmasq_factory, postfix_factory, loopback):
+def test_audit_mx_end_to_end(dnsmasq_factory, postfix_factory, loopback, cert_factory):
     """`hardener audit --mx example.test --resolver ADDR:PORT` audits both MX hosts, served by one
-    Postfix listening on the two addresses dnsmasq gives for mx1 and mx2, in preference order."""
+    Postfix listening on the two addresses dnsmasq gives for mx1 and mx2, in preference order.
+
+    The Postfix certificate names mx1.example.test only: the certificate check, which expects the MX
+    host name, passes on mx1 and reports a name mismatch on mx2."""
     mx1, mx2 = loopback.host(), loopback.host()
     port = free_port(mx1)
-    postfix_factory({"smtpd_banner": "$myhostname ESMTP", "smtpd_peername_lookup": "no"},
+    cert = cert_factory.valid("mx1.example.test")
+    postfix_factory({"smtpd_banner": "$myhostname ESMTP", "smtpd_peername_lookup": "no",
+                     "smtpd_tls_security_level": "may", "smtpd_tls_chain_files": str(cert.combined),
+                     "smtpd_tls_protocols": ">=TLSv1.2"},
                     address=mx1, port=port, extra_services=f"{mx2}:{port} inet n - n - - smtpd\n")
     dns_server = dnsmasq_factory(mx=[("example.test", "mx2.example.test", 20),
                                      ("example.test", "mx1.example.test", 10)],
                                  hosts={"mx1.example.test": [mx1], "mx2.example.test": [mx2]})
     proc = subprocess.run(
         [sys.executable, "-m", "hardener", "audit", "--mx", "example.test", "--resolver",
-         dns_server.resolver, "--port", str(port), "--timeout", "5", "--format", "json"],
+         dns_server.resolver, "--port", str(port), "--timeout", "5", "--format", "json",
+         "--ca-file", str(cert.ca)],
         capture_output=True, text=True, timeout=240)
     assert proc.returncode in (0, 1), proc.stderr
     report = json.loads(proc.stdout)
     assert [t["target"] for t in report["targets"]] == [f"{mx1}:{port}", f"{mx2}:{port}"]
     assert all(t["status"] == "complete" for t in report["targets"])
+    cert_findings = [[f["evidence"] for f in t["findings"] if f["check"] == "tls-cert-invalid"]
+                     for t in report["targets"]]
+    assert cert_findings[0] == []
+    assert cert_findings[1] == ["certificate CN=mx1.example.test: name mismatch "
+                                "(covers mx1.example.test, not mx2.example.test)"]
     assert "query[MX] example.test" in dns_server.log()
 
 
@@ -133,3 +145,14 @@ def test_audit_mx_null_mx_exits_2(dnsmasq_factory):
     assert proc.stderr.strip().splitlines() == [
         "hardener: error: --mx: domain null.test publishes a null MX (RFC 7505: it accepts no "
         "mail); there is no mail server to audit"]
+
+
+def test_audit_mx_resolver_failure_exits_3(dnsmasq_factory):
+    dns_server = dnsmasq_factory()
+    proc = subprocess.run([sys.executable, "-m", "hardener", "audit", "--mx", "example.org",
+                           "--resolver", dns_server.resolver, "--timeout", "2"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hardener: error: --mx: example.org: DNS lookup of example.org MX failed")
+    assert "REFUSED" in lines[0]

@@ -78,3 +78,32 @@ def test_kill9_in_the_middle_loses_nothing(mta_factory, smtp_sink_factory):
 def test_kill9_soak_10000(mta_factory, smtp_sink_factory):
     _, _, duplicates = _crash_run(mta_factory, smtp_sink_factory, 10000, 5000)
     assert duplicates <= 20
+
+
+def _qmgr_child(mta) -> int:
+    """The daemon's qmgr process: the child that runs as the mail owner (pickup stays root)."""
+    import pwd
+
+    uid = pwd.getpwnam("hardener").pw_uid
+    main = mta.pids()[0]
+    for pid in mta.pids()[1:]:
+        status = open(f"/proc/{pid}/status").read()
+        uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()
+        if int(uids[1]) == uid and pid != main:
+            return pid
+    raise AssertionError("no qmgr child process")
+
+
+def test_a_crashed_qmgr_process_is_restarted(mta_factory, smtp_sink_factory):
+    import os
+    import signal
+
+    from tests.mta.test_e2e_relay import smtp_source
+
+    sink = smtp_sink_factory()
+    mta = mta_factory({**NO_TLS, "relayhost": f"[{sink.address}]:{sink.port}"})
+    os.kill(_qmgr_child(mta), signal.SIGKILL)
+    mta.wait_for_log("restarting it")
+    assert smtp_source(mta, 20, 2).returncode == 0
+    assert sink.wait_for_messages(20, timeout=30) == 20, mta.log_text()[-2000:]
+    assert wait(lambda: queue_count(mta) == 0, 30)

@@ -7,11 +7,8 @@ import asyncio
 import io
 import os
 
-import pytest
-
-from hardener.errors import ConfigError
 from hardener.mta.delivery.error import ErrorAgent
-from hardener.mta.delivery.local import LocalAgent, LocalSettings, parse_aliases
+from hardener.mta.delivery.local import LocalAgent, LocalSettings
 from hardener.mta.delivery.result import BOUNCED, DEFERRED, SENT, DeliveryRequest, Destination
 from hardener.mta.delivery.routing import Router, RoutingSettings
 from tests.mta.back_harness import Harness, run_with
@@ -41,15 +38,6 @@ def test_routing_order():
     null_client = Router(RoutingSettings(mydestination=[],
                                          local_transport="error:local delivery is disabled"))
     assert null_client.resolve("root") == Destination("error", "local delivery is disabled")
-
-
-def test_parse_aliases():
-    text = "# comment\nroot: admin\npostmaster:root\nlist: a,\n  b@remote.example\n"
-    assert parse_aliases(text) == {"root": ["admin"], "postmaster": ["root"],
-                                   "list": ["a", "b@remote.example"]}
-    with pytest.raises(ConfigError) as err:
-        parse_aliases("root admin\n", "aliases")
-    assert err.value.line == 1
 
 
 def _local(tmp_path, aliases):

@@ -7,7 +7,6 @@ import re
 import smtplib
 import subprocess
 import time
-from pathlib import Path
 
 from hardener.mta.queue_state import QueueState
 

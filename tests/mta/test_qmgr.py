@@ -47,8 +47,6 @@ def test_dead_destination_defers_without_a_connection_each(tmp_path, loopback):
     connections = 0
 
     async def body():
-        nonlocal connections
-
         async def hang_up(reader, writer):
             nonlocal connections
             connections += 1

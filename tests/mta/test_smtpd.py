@@ -293,3 +293,45 @@ def test_default_banner_names_no_software(mta_factory):
     mta.start()
     with SmtpClient(mta.address, mta.port) as c:
         assert c.greeting()[1] == "220 mx.hardener.test ESMTP"
+
+
+def test_garbage_never_breaks_the_session_or_the_daemon(mta_factory):
+    mta = mta_factory({"smtpd_helo_restrictions": "reject_invalid_helo_hostname",
+                       "smtpd_hard_error_limit": "100"})
+    junk = [b"EHLO \xc3\x28\xa0\xa1", b"MAIL FROM:<\xff@x>", b"HELO \xff\x00",
+            b"RCPT TO:<a\x00b@mx.hardener.test>", b"MAIL FROM:<unbalanced", b"RCPT TO:<\"x@y>",
+            b"VRFY \xff", b"X" * 5000, b"Q\x00" * 10, b"RCPT TO:<root@mx.hardener.test> FOO=\xff"]
+    with session(mta) as c:
+        for line in junk:
+            code, _ = c.cmd(line)
+            assert 200 <= code < 600
+        c.cmd("EHLO bad_name!.example")
+        c.cmd("MAIL FROM:<\xe9@client.example>".encode("latin-1"))
+        code, text = c.cmd("RCPT TO:<root@mx.hardener.test>")
+        assert code == 501 and "Helo command rejected" in text
+        assert c.cmd("NOOP")[0] == 250
+    for line in (b"\xff\xfe\x00HELO", b"\x00" * 10):   # not a command at all: Postfix hangs up
+        with session(mta) as c:
+            assert c.cmd(line)[0] == 221 and c.closed_by_peer()
+    with session(mta) as c:        # the daemon is still there
+        assert c.cmd("NOOP")[0] == 250
+    assert "internal error" not in mta.log_text()
+
+
+def test_real_postfix_client_pipelining_is_accepted(mta_factory, postfix_factory,
+                                                    smtp_sink_factory):
+    """Postfix's smtp client pipelines MAIL/RCPT/DATA; reject_unauth_pipelining must let it in."""
+    sink = smtp_sink_factory()
+    mta = mta_factory({"relayhost": f"[{sink.address}]:{sink.port}",
+                       "smtpd_data_restrictions": "reject_unauth_pipelining",
+                       "smtpd_recipient_restrictions": "reject_unauth_pipelining",
+                       "smtpd_forbid_unauth_pipelining": "yes",
+                       "mynetworks": "127.0.0.0/8"})
+    postfix = postfix_factory({"relayhost": f"[{mta.address}]:{mta.port}",
+                               "mynetworks": "127.0.0.1/32"})
+    with SmtpClient(postfix.address, postfix.port, source="127.0.0.1") as c:
+        c.greeting()
+        c.cmd("EHLO client.example")
+        assert send_message(c, rcpt="someone@far.example")[0] == 250
+    assert sink.wait_for_messages(1, timeout=60) == 1, mta.log_text()[-2000:]
+    assert "improper command pipelining" not in mta.log_text()

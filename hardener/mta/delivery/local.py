@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardener.errors import ConfigError
 from hardener.mta.delivery.result import (BOUNCED, DEFERRED, SENT, AttemptReport, DeliveryRequest,
                                           Destination, RecipientResult)
 
@@ -36,48 +35,6 @@ MAX_ALIAS_DEPTH = 20
 
 # resubmit(sender, recipients, request) -> new queue id
 Resubmit = Callable[[str, list[str], DeliveryRequest], Awaitable[str]]
-
-
-def parse_aliases(text: str, source: str = "aliases") -> dict[str, list[str]]:
-    """Parse an aliases(5) file: `name: target, target`, continuation lines start with blanks.
-
-    Raises ConfigError naming the file and line for a line that is not `name: value`.
-    """
-    aliases: dict[str, list[str]] = {}
-    current: str | None = None
-    start_line = 0
-    for n, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        if raw[:1] in (" ", "\t"):
-            if current is None:
-                raise ConfigError("continuation line without an alias before it", file=source,
-                                  line=n)
-            aliases[current] += _split_targets(raw)
-            continue
-        name, colon, value = raw.partition(":")
-        name = name.strip().lower()
-        if name.startswith('"') and name.endswith('"'):
-            name = name[1:-1]
-        if not colon or not name or any(c.isspace() for c in name):
-            raise ConfigError(f"expected 'name: value', got {raw.strip()[:60]!r}", file=source,
-                              line=n)
-        current = name
-        start_line = n
-        aliases[current] = _split_targets(value)
-    del start_line
-    return aliases
-
-
-def _split_targets(value: str) -> list[str]:
-    out: list[str] = []
-    for part in value.split(","):
-        part = part.strip()
-        if part.startswith('"') and part.endswith('"') and len(part) >= 2:
-            part = part[1:-1]
-        if part:
-            out.append(part)
-    return out
 
 
 @dataclass
@@ -134,7 +91,7 @@ class LocalAgent:
                 return RecipientResult(rcpt, DEFERRED, "4.2.0",
                                        f"cannot update mailbox of {target.value}: {exc.strerror}",
                                        "local")
-            delivered.append(f"delivered to maildir")
+            delivered.append("delivered to maildir")
         if forwards:
             if self.resubmit is None:
                 return RecipientResult(rcpt, DEFERRED, "4.3.0", "forwarding is not available",
