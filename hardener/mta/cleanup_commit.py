@@ -119,25 +119,30 @@ def commit_batch(items: list[CommitItem], incoming: Path,
 
 
 class GroupCommitter:
-    """Collects commit requests from the event loop and runs them in batches."""
+    """Collects commit requests from the event loop and runs them in batches.
+
+    Up to `max_inflight` batches run at once: a message that arrives while a batch is being
+    written starts the next one instead of waiting for it (the journal merges their fsyncs).
+    """
 
     def __init__(self, incoming: Path, executor: ThreadPoolExecutor, max_batch: int = 256,
-                 fsync_threads: int = 16) -> None:
+                 fsync_threads: int = 16, max_inflight: int = 2) -> None:
         self.incoming = incoming
         self.executor = executor
         self.fsync_pool = ThreadPoolExecutor(max_workers=fsync_threads,
                                              thread_name_prefix="cleanup-fsync")
         self.max_batch = max_batch
+        self.max_inflight = max_inflight
         self.waiting: list[tuple[CommitItem, asyncio.Future[None]]] = []
-        self.running = False
+        self.inflight = 0
 
     async def commit(self, item: CommitItem) -> None:
         """Make `item` durable in incoming/; raises its OSError on failure."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self.waiting.append((item, fut))
-        if not self.running:
-            self.running = True
+        if self.inflight < self.max_inflight:
+            self.inflight += 1
             loop.create_task(self._run())
         await fut
 
@@ -162,7 +167,7 @@ class GroupCommitter:
                     else:
                         fut.set_exception(item.error)
         finally:
-            self.running = False
+            self.inflight -= 1
 
     def close(self) -> None:
         """Stop the fsync threads."""

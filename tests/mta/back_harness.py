@@ -19,6 +19,7 @@ from hardener.mta.delivery.local import LocalAgent, LocalSettings
 from hardener.mta.delivery.nexthop import NextHopResolver
 from hardener.mta.delivery.routing import Router, RoutingSettings
 from hardener.mta.delivery.smtp import SmtpAgent, SmtpSettings
+from hardener.mta.delivery.smtp_client import Timeouts
 from hardener.mta.qmgr import QmgrSettings, QueueManager, make_resubmitter
 from hardener.mta.qmgr_retry import RetryPolicy
 from hardener.mta.queue_layout import QueueLayout
@@ -30,7 +31,8 @@ class Harness:
     def __init__(self, root: Path, *, relayhost: str = "", transport_map: dict[str, str] | None = None,
                  retry: RetryPolicy | None = None, concurrency: int = 20,
                  tls_level: str = "none", mydestination: list[str] | None = None,
-                 aliases: dict[str, list[str]] | None = None, active_limit: int = 20000) -> None:
+                 aliases: dict[str, list[str]] | None = None, active_limit: int = 20000,
+                 smtp_timeouts: Timeouts | None = None) -> None:
         self.layout = QueueLayout(root / "queue")
         self.layout.ensure()
         self.cleanup = Cleanup(self.layout, CleanupSettings("mx.test.example", "test.example"))
@@ -38,7 +40,8 @@ class Harness:
         routing = RoutingSettings(mydestination=mydestination or ["mx.test.example"],
                                   relayhost=relayhost, transport_map=transport_map or {},
                                   local_transport="local:")
-        smtp = SmtpSettings(helo_name="mx.test.example", tls_security_level=tls_level)
+        smtp = SmtpSettings(helo_name="mx.test.example", tls_security_level=tls_level,
+                            timeouts=smtp_timeouts or Timeouts())
         local = LocalSettings(spool_dir=self.layout.dir("spool"), aliases=aliases or {},
                               local_domains=lambda d: not d or d in routing.mydestination,
                               require_known_user=False, myhostname="mx.test.example")

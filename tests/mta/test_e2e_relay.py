@@ -147,3 +147,19 @@ def test_tls_encrypt_never_sends_in_clear_text(mta_factory, smtp_sink_factory):
     assert wait(lambda: queue_count(mta, "deferred") == 3, 30), mta.log_text()[-2000:]
     assert sink.message_count() == 0
     assert "TLS is required, but was not offered by host" in mta.log_text()
+
+
+def test_large_message_is_relayed_intact(mta_factory, smtp_sink_factory):
+    """20 MB through smtpd, the queue and the smtp client's streaming (> 256 KB) path."""
+    sink = smtp_sink_factory()
+    mta = mta_factory({**NO_TLS, "relayhost": f"[{sink.address}]:{sink.port}",
+                       "message_size_limit": "50000000"})
+    line = ".starts with a dot " + "y" * 60 + "\r\n"
+    body = ("Subject: big\r\n\r\n" + line * (20_000_000 // len(line))).encode()
+    with smtplib.SMTP(mta.address, mta.port, timeout=120) as client:
+        client.sendmail("sender@sender.example", ["big@remote.example"], body)
+    assert sink.wait_for_messages(1, timeout=60) == 1, mta.log_text()[-2000:]
+    assert wait(lambda: queue_count(mta) == 0, 60)
+    dumped = sink.message_files()[0].read_bytes()
+    assert dumped.count(b"\n.starts with a dot ") == 20_000_000 // len(line)
+    assert b"\n..starts" not in dumped

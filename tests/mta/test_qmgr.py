@@ -198,3 +198,42 @@ def test_state_sidecar_is_json(tmp_path):
     data = json.loads((tmp_path / "0123456789ABCDEF0").read_text())
     assert data["attempts"] == 2 and data["recipients"]["a@b"]["status"] == "deferred"
     assert state.load("0123456789ABCDEF0") == st
+
+
+def test_a_silent_next_hop_does_not_hold_up_other_destinations(tmp_path, loopback,
+                                                               smtp_sink_factory):
+    """A next hop that accepts TCP but never greets: a few sessions time out, the destination is
+    marked dead, its other mail is deferred at once, and mail for a live destination flows."""
+    from hardener.mta.delivery.smtp_client import Timeouts
+
+    live = smtp_sink_factory()
+    addr = loopback.address()
+    sessions = 0
+
+    async def body():
+        async def silent(reader, writer):
+            nonlocal sessions
+            sessions += 1
+            await reader.read()  # never says 220
+            writer.close()
+
+        server = await asyncio.start_server(silent, addr, 0)
+        port = server.sockets[0].getsockname()[1]
+        h = Harness(tmp_path, transport_map={"dead.example": f"smtp:[{addr}]:{port}",
+                                             "live.example": f"smtp:[{live.address}]:{live.port}"},
+                    retry=RetryPolicy(600, 1200, 600, 86400, 86400),
+                    smtp_timeouts=Timeouts(connect=2, helo=2))
+
+        async def inner():
+            for i in range(100):
+                await h.submit("a@test.example", [f"u{i}@dead.example"])
+            for i in range(20):
+                await h.submit("a@test.example", [f"u{i}@live.example"])
+            assert await h.wait_for(lambda: live.message_count() == 20, timeout=30)
+            assert await h.wait_for(lambda: h.count("deferred") == 100, timeout=30)
+
+        await run_with(h, inner)
+        server.close()
+
+    asyncio.run(body())
+    assert 1 <= sessions <= 5  # initial_destination_concurrency, not one per message
