@@ -3,14 +3,16 @@
 The file is YAML, a list of entries (or a mapping with the list under `suppressions`):
 
     - control: HRD-BANNER-001        # or  check: banner-leak
-      target: 127.0.0.2:2525         # host:port, host, or "*" (default: every target)
+      target: 127.0.0.2:2525         # host:port, host, or "*" (default: every target); an --mx
+                                     # target matches by MX name or address
       reason: legacy appliance, replaced in Q3
       expires: 2026-12-31            # optional; after this date the finding is reported again
 
 A matching finding moves from TargetResult.findings to TargetResult.suppressed (with the reason).
 An expired entry suppresses nothing: the findings it covered are reported again, each with a detail
-saying the suppression expired, and the run gets a note (printed on stderr), so nobody forgets it. A file that is
-not such a list is an InputError naming the file, the entry and the field.
+saying the suppression expired, and the run gets a note (Report.notes: shown by every report
+format, and on stderr unless the report itself is a table or Markdown on stdout), so nobody forgets
+it. A file that is not such a list is an InputError naming the file, the entry and the field.
 """
 
 from __future__ import annotations
@@ -50,14 +52,23 @@ class Suppression:
 
 
 def target_matches(pattern: str, target: str) -> bool:
-    """'*' matches everything; 'host' matches host on any port; else exact (case-insensitive)."""
+    """'*' matches everything; 'host' matches host on any port; else exact (case-insensitive).
+
+    A target found by --mx ('mx1.example.com[192.0.2.5]:25') matches by its name or its address,
+    with or without the port.
+    """
     pattern, target = pattern.strip().lower(), target.lower()
     if pattern in ("*", ""):
         return True
     if pattern == target:
         return True
-    host = target.rsplit(":", 1)[0]
-    return pattern in (host, host.strip("[]"))
+    host, _, port = target.rpartition(":")
+    names = {host, host.strip("[]")}
+    if "[" in host and not host.startswith("["):  # name[address]
+        name, _, address = host.rstrip("]").partition("[")
+        bracketed = f"[{address}]" if ":" in address else address
+        names |= {name, address, f"{name}:{port}", f"{bracketed}:{port}"}
+    return pattern in names
 
 
 class _LineLoader(yaml.SafeLoader):

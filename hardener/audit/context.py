@@ -42,7 +42,10 @@ class AuditTarget:
 
     @property
     def display(self) -> str:
-        """'127.0.0.2:2525', '[::1]:25' or 'mx.example.com:25'."""
+        """'127.0.0.2:2525', '[::1]:25', 'mx.example.com:25', or for a target found by name (--mx)
+        the name with the address connected to: 'mx1.example.com[192.0.2.5]:25'."""
+        if self.name and self.name.rstrip(".").lower() != self.host.rstrip(".").lower():
+            return f"{self.name.rstrip('.')}[{self.host}]:{self.port}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 

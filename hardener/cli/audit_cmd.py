@@ -13,6 +13,7 @@ import asyncio
 import ipaddress
 import re
 import socket
+import ssl
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -20,11 +21,11 @@ from typing import Annotated, Optional
 import typer
 
 from hardener.audit.baseline import apply_baseline, load_baseline
-from hardener.audit.context import DEFAULT_RELAY_DOMAIN, AuditOptions, AuditTarget, IPNetwork
+from hardener.audit.context import DEFAULT_RELAY_DOMAIN, AuditOptions, AuditTarget
 from hardener.audit.probe import DEFAULT_TIMEOUT
 from hardener.audit.runner import run_audit, show_progress
 from hardener.audit.targets import DEFAULT_PORT, targets_from_args, targets_from_file, unique
-from hardener.cli.common import FailOnOption, FormatOption, OutputOption
+from hardener.cli.common import FailOnOption, FormatOption, OutputOption, parse_trusted
 from hardener.errors import InputError
 from hardener.report.output import emit_report
 
@@ -39,14 +40,6 @@ def parse_ip(text: str, option: str) -> str:
         raise InputError(f"{text!r} is not an IP address", field=option) from None
 
 
-def parse_cidr(text: str, option: str = "--trusted") -> IPNetwork:
-    """A network ADDR/LEN (or a single address); InputError when host bits are set or it is not one."""
-    try:
-        return ipaddress.ip_network(text.strip(), strict=True)
-    except ValueError as err:
-        raise InputError(f"{text!r} is not a network: {err}", field=option) from None
-
-
 def check_bindable(address: str) -> None:
     """InputError unless this machine can use `address` as a source address."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -56,6 +49,35 @@ def check_bindable(address: str) -> None:
     except OSError as err:
         raise InputError(f"cannot use {address} as a source address: {err.strerror or err}",
                          field="--source-address") from None
+
+
+def parse_ca_file(value: object) -> Path | None:
+    """--ca-file: a readable file of PEM certificates OpenSSL accepts, checked when the flag is read
+    (before any connection); InputError naming the flag and the file otherwise."""
+    if value is None or str(value) == "":
+        return None
+    path = Path(str(value))
+
+    def bad(reason: str) -> InputError:
+        return InputError(reason, file=str(path), field="--ca-file")
+
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise bad(f"cannot read: {err.strerror or err}") from None
+    if not data.strip():
+        raise bad("is empty, expected PEM CA certificates")
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise bad("is not PEM (binary data; convert a DER certificate with "
+                  "'openssl x509 -inform der -in FILE -out FILE.pem')") from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=text)
+    except (ssl.SSLError, ValueError):
+        raise bad("holds no PEM certificate OpenSSL can read "
+                  "(expected -----BEGIN CERTIFICATE----- blocks)") from None
+    return path
 
 
 def parse_mailbox(text: str, option: str) -> str:
@@ -86,11 +108,9 @@ def build_options(*, source_addresses: list[str], trusted: list[str], xclient_ad
         raise InputError(f"{relay_domain!r} is not a domain name", field="--relay-domain")
     if transcript is not None and transcript.exists() and not transcript.is_dir():
         raise InputError("exists and is not a directory", file=str(transcript), field="--transcript")
-    if ca_file is not None and not ca_file.is_file():
-        raise InputError("no such file", file=str(ca_file), field="--ca-file")
     return AuditOptions(
         source_addresses=sources,
-        trusted=tuple(parse_cidr(c) for c in trusted),
+        trusted=parse_trusted(trusted),
         relay_domain=domain,
         intrusive=intrusive,
         rcpt=parse_mailbox(rcpt, "--rcpt") if rcpt else None,
@@ -124,59 +144,88 @@ def collect_targets(args: list[str], targets_file: Path | None, mx: list[str], r
     return unique(targets), notes
 
 
+AUDIT_EPILOG = (
+    "Relay tests stop at RCPT and reset: no mail is sent unless --intrusive. Exit status: 0 nothing "
+    "at or above --fail-on; 1 findings at or above it; 2 bad input (nothing is probed); 3 a server "
+    "could not be checked completely (the report says what was checked).")
+
+
 def register(app: typer.Typer) -> None:
     """Add the audit command to the main app."""
 
-    @app.command("audit")
+    @app.command("audit", epilog=AUDIT_EPILOG)
     def audit(
         targets: Annotated[Optional[list[str]], typer.Argument(
-            metavar="TARGET...", help="host, host:port or \\[v6addr]:port (default port 25).",
+            metavar="TARGET",
+            help="SMTP server to audit: host, host:port or \\[v6addr]:port (port from --port).",
             show_default=False)] = None,
         targets_file: Annotated[Optional[Path], typer.Option(
-            "--targets-file", metavar="FILE", help="Targets, one per line ('#' comments).")] = None,
+            "--targets-file", metavar="FILE",
+            help="Read more targets from FILE, one per line; '#' starts a comment.")] = None,
         mx: Annotated[Optional[list[str]], typer.Option(
-            "--mx", metavar="DOMAIN", help="Audit every MX host of DOMAIN, in preference order.")] = None,
+            "--mx", metavar="DOMAIN",
+            help="Audit the servers that receive mail for DOMAIN: every address of every MX host, "
+                 "in preference order (repeatable).")] = None,
         resolver: Annotated[Optional[str], typer.Option(
-            "--resolver", metavar="ADDR[:PORT]", help="DNS server for --mx.")] = None,
-        port: Annotated[int, typer.Option("--port", min=1, max=65535,
-                                          help="Port for targets given without one.")] = DEFAULT_PORT,
+            "--resolver", metavar="ADDR[:PORT]",
+            help="DNS server to ask for --mx (default: the system's resolvers).")] = None,
+        port: Annotated[int, typer.Option(
+            "--port", metavar="N", min=1, max=65535,
+            help="SMTP port for targets given without one (587 for submission).")] = DEFAULT_PORT,
         source_address: Annotated[Optional[list[str]], typer.Option(
             "--source-address", metavar="IP",
-            help="Probe from this local address (repeat for several vantage points).")] = None,
+            help="Connect from this local IP address; repeat to test relaying from several "
+                 "vantage points (the first one is used by every check).")] = None,
         trusted: Annotated[Optional[list[str]], typer.Option(
             "--trusted", metavar="CIDR",
-            help="Networks that are meant to relay (a vantage inside them relaying is expected).")] = None,
+            help="A network allowed to relay through the server, as in its mynetworks "
+                 "(repeatable): a --source-address inside it that can relay is not a finding.")
+        ] = None,
         xclient_addr: Annotated[Optional[list[str]], typer.Option(
             "--xclient-addr", metavar="IP",
-            help="Test this client address through XCLIENT when the server allows it.")] = None,
+            help="If the server grants XCLIENT to this machine, also run the relay tests as if "
+                 "connecting from IP (repeatable).")] = None,
         relay_domain: Annotated[str, typer.Option(
             "--relay-domain", metavar="DOMAIN",
-            help="Foreign domain the relay battery addresses.")] = DEFAULT_RELAY_DOMAIN,
+            help="A domain the server must not relay to; relay tests name recipients there and "
+                 "stop at RCPT (no mail is sent).")] = DEFAULT_RELAY_DOMAIN,
         intrusive: Annotated[bool, typer.Option(
-            "--intrusive", help="Allow tests that send real messages (smuggling, relay canary).")] = False,
+            "--intrusive",
+            help="Allow tests that send real mail: SMTP smuggling (to --rcpt) and the relay "
+                 "canary (to --relay-canary).")] = False,
         rcpt: Annotated[Optional[str], typer.Option(
-            "--rcpt", metavar="ADDR", help="The only recipient intrusive tests send to.")] = None,
+            "--rcpt", metavar="ADDR",
+            help="A mailbox you read, the only recipient of the --intrusive smuggling test "
+                 "(which needs it).")] = None,
         relay_canary: Annotated[Optional[str], typer.Option(
             "--relay-canary", metavar="ADDR",
-            help="With --intrusive: confirm an open relay by relaying one message to ADDR.")] = None,
+            help="With --intrusive: confirm an open relay by relaying one message to ADDR, an "
+                 "outside mailbox you read.")] = None,
         fmt: FormatOption = "table",
         output: OutputOption = None,
         fail_on: FailOnOption = "high",  # type: ignore[assignment]  (parsed to Severity.HIGH)
         timeout: Annotated[float, typer.Option(
-            "--timeout", metavar="S", help="Seconds to wait for a connection and for each reply.")
-        ] = DEFAULT_TIMEOUT,
+            "--timeout", metavar="S",
+            help="Seconds to wait for a connection, each reply, each TLS handshake and the DNS "
+                 "answers of --mx.")] = DEFAULT_TIMEOUT,
         concurrency: Annotated[int, typer.Option(
-            "--concurrency", metavar="N", help="Targets audited at once.")] = 10,
+            "--concurrency", metavar="N",
+            help="Servers audited at the same time (each gets one connection at a time).")] = 10,
         baseline: Annotated[Optional[Path], typer.Option(
-            "--baseline", metavar="FILE", help="YAML list of accepted findings to suppress.")] = None,
+            "--baseline", metavar="FILE",
+            help="YAML list of accepted findings (control, target, reason, expires) to leave out "
+                 "of the result and of --fail-on.")] = None,
         transcript: Annotated[Optional[Path], typer.Option(
-            "--transcript", metavar="DIR", help="Write each target's SMTP transcript to DIR.")] = None,
+            "--transcript", metavar="DIR",
+            help="Save every SMTP line sent and received, one file per server, in DIR.")] = None,
         ca_file: Annotated[Optional[Path], typer.Option(
-            "--ca-file", metavar="FILE",
-            help="PEM CA certificates to trust (besides the system's) when checking certificates.")
-        ] = None,
+            "--ca-file", metavar="FILE", parser=parse_ca_file,
+            help="Also trust the CA certificates in this PEM file (e.g. your internal CA) when "
+                 "verifying server certificates.")] = None,
     ) -> None:
-        """Probe SMTP servers from the network and report findings against the control catalog."""
+        """Check SMTP servers over the network against the control catalog: open relay,
+        trusted networks, banner, VRFY/EXPN, user enumeration, STARTTLS, TLS protocols and
+        certificates, AUTH before TLS, SMTP smuggling (--intrusive)."""
         options = build_options(
             source_addresses=source_address or [], trusted=trusted or [],
             xclient_addrs=xclient_addr or [], relay_domain=relay_domain, intrusive=intrusive,
@@ -189,6 +238,8 @@ def register(app: typer.Typer) -> None:
         report.notes.extend(notes)
         if baseline is not None:
             apply_baseline(report, suppressions, source=str(baseline))
-        for note in report.notes:
-            print(f"hardener: note: {note}", file=sys.stderr)
+        if output is not None or fmt not in ("table", "markdown"):
+            # the human formats on stdout show the notes themselves; otherwise say them here too
+            for note in report.notes:
+                print(f"hardener: note: {note}", file=sys.stderr)
         raise typer.Exit(emit_report(report, fmt, output, fail_on))

@@ -1,4 +1,5 @@
-"""Option definitions shared by every reporting command: --format, --output, --fail-on.
+"""Option definitions shared by every reporting command: --format, --output, --fail-on, and the
+--trusted networks parser used by lint and audit.
 
 Use them as parameter annotations in a typer command:
 
@@ -15,6 +16,7 @@ with exit code 2, before the command runs. `--output -` means standard output.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +27,8 @@ from hardener.errors import InputError
 from hardener.report.output import FORMATS, check_output_path
 
 SEVERITY_LABELS = tuple(s.label for s in Severity)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_format(value: Any, allowed: tuple[str, ...] = FORMATS, option: str = "--format") -> str:
@@ -43,6 +47,31 @@ def parse_severity(value: Any, option: str = "--fail-on") -> Severity:
         return Severity.parse(str(value))
     except ValueError as err:
         raise InputError(str(err), field=option) from None
+
+
+def parse_network(value: str, option: str = "--trusted") -> Network:
+    """A network ADDRESS/LENGTH or a single address, IPv6 also in Postfix's [addr]/len form.
+
+    Host bits must be clear, as Postfix requires in mynetworks ('127.0.0.1/8' is refused with a hint
+    at 127.0.0.0/8). InputError, one line naming the option and the value, otherwise.
+    """
+    text = value.strip()
+    spec = text.replace("]/", "/").strip("[]")
+    try:
+        return ipaddress.ip_network(spec, strict=True)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(spec, strict=False)
+        except ValueError:
+            raise InputError(f"{value!r} is not a network (expected ADDRESS/LENGTH, e.g. "
+                             f"10.1.2.0/24, or one address)", field=option) from None
+        raise InputError(f"{value!r} is not a network: host bits are set (did you mean {loose}?)",
+                         field=option) from None
+
+
+def parse_trusted(values: list[str] | None, option: str = "--trusted") -> tuple[Network, ...]:
+    """Every --trusted value as a network (see parse_network), duplicates dropped, order kept."""
+    return tuple(dict.fromkeys(parse_network(v, option) for v in values or []))
 
 
 def parse_output(value: Any, option: str = "--output") -> Path | None:
@@ -72,13 +101,15 @@ OutputOption = Annotated[Path | None, typer.Option(
     "--output",
     parser=parse_output,
     metavar="FILE",
-    help="Write the report to FILE (atomically) instead of standard output ('-').",
+    help="Write the report to FILE (replaced atomically) instead of standard output; '-' is "
+         "standard output.",
 )]
 
 FailOnOption = Annotated[Severity, typer.Option(
     "--fail-on",
     parser=parse_severity,
     metavar="SEVERITY",
-    help="Exit 1 when a finding is at or above this severity: info, low, medium, high, critical.",
+    help="Exit with status 1 when a finding is at or above this severity: info, low, medium, "
+         "high, critical.",
     show_default=True,
 )]

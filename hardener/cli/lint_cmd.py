@@ -2,45 +2,36 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from hardener.cli.common import FailOnOption, FormatOption, OutputOption
-from hardener.controls import Severity
-from hardener.errors import InputError
-from hardener.lint.base import Network
+from hardener.cli.common import FailOnOption, FormatOption, OutputOption, parse_trusted
 from hardener.report.model import Report
 from hardener.report.output import emit_report
 
 
-def parse_trusted(values: list[str] | None) -> tuple[Network, ...]:
-    """--trusted CIDR values as networks; InputError naming the bad value (exit 2)."""
-    networks = []
-    for value in values or []:
-        try:
-            networks.append(ipaddress.ip_network(value.strip().strip("[]").replace("]/", "/"),
-                                                 strict=False))
-        except ValueError:
-            raise InputError(f"not a network: {value!r} (expected ADDRESS/LENGTH, e.g. 10.1.2.0/24)",
-                             field="--trusted") from None
-    return tuple(networks)
+LINT_EPILOG = (
+    "Reads the files only: nothing is connected to and no Postfix needs to run. Exit status: 0 "
+    "nothing at or above --fail-on; 1 findings at or above it; 2 bad input (missing or unreadable "
+    "file, a line Postfix would refuse); 3 a check could not finish (the report says which).")
 
 
 def lint(
-    path: Annotated[Path, typer.Argument(metavar="PATH", help="A main.cf, or a directory holding "
-                                         "main.cf (and master.cf if present).")],
+    path: Annotated[Path, typer.Argument(
+        metavar="PATH", show_default=False,
+        help="The main.cf to check, or the directory holding it (e.g. /etc/postfix); master.cf "
+             "beside it is checked too.")],
     fmt: FormatOption = "table",
     output: OutputOption = None,
-    fail_on: FailOnOption = Severity.HIGH,
+    fail_on: FailOnOption = "high",  # type: ignore[assignment]  (parsed to Severity.HIGH)
     trusted: Annotated[list[str] | None, typer.Option(
         "--trusted", metavar="CIDR",
-        help="A network allowed to relay; mynetworks entries outside every --trusted network are "
-             "reported as too broad. Repeatable.")] = None,
+        help="A network that is meant to relay through this host (repeat for several); "
+             "mynetworks entries outside all of them are reported as too broad.")] = None,
 ) -> None:
-    """Check a Postfix-syntax configuration against the control catalog (config vantage)."""
+    """Check a Postfix main.cf/master.cf against the control catalog, without connecting anywhere."""
     from hardener.lint.runner import lint_path
 
     result = lint_path(path, trusted=parse_trusted(trusted))
@@ -50,4 +41,4 @@ def lint(
 
 def register(app: typer.Typer) -> None:
     """Add the lint command to the main app."""
-    app.command("lint")(lint)
+    app.command("lint", epilog=LINT_EPILOG)(lint)

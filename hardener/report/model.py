@@ -151,7 +151,7 @@ class Report:
 
     targets: list[TargetResult] = field(default_factory=list)
     command: str = ""
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # run-level remarks (expired suppressions, MX notes)
 
     def all_findings(self) -> list[Finding]:
         return [f for t in self.targets for f in t.findings]
@@ -172,10 +172,11 @@ class Report:
         return EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
-        """The stable JSON report (schema 1)."""
+        """The stable JSON report (schema 1; "notes" was added later and is always present)."""
         return {
             "schema": SCHEMA_VERSION,
             "tool": {"name": "hardener", "version": __version__},
             "targets": [t.to_dict() for t in self.targets],
             "summary": self.summary(),
+            "notes": list(self.notes),
         }

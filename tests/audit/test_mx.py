@@ -39,7 +39,9 @@ def test_mx_hosts_in_preference_order_with_their_addresses(dns_server):
 
 def test_resolve_mx_returns_the_targets(dns_server):
     targets = asyncio.run(resolve_mx("example.test.", dns_server.resolver, 3.0))
-    assert [t.display for t in targets][:2] == ["127.0.99.1:25", "127.0.99.2:25"]
+    assert [t.display for t in targets] == [
+        "mx1.example.test[127.0.99.1]:25", "mx2.example.test[127.0.99.2]:25",
+        "mx2.example.test[::1]:25", "mx3.example.test[127.0.99.3]:25"]
 
 
 def test_implicit_mx_uses_the_domain_address(dns_server):
@@ -126,7 +128,8 @@ def test_audit_mx_end_to_end(dnsmasq_factory, postfix_factory, loopback, cert_fa
         capture_output=True, text=True, timeout=240)
     assert proc.returncode in (0, 1), proc.stderr
     report = json.loads(proc.stdout)
-    assert [t["target"] for t in report["targets"]] == [f"{mx1}:{port}", f"{mx2}:{port}"]
+    assert [t["target"] for t in report["targets"]] == [f"mx1.example.test[{mx1}]:{port}",
+                                                        f"mx2.example.test[{mx2}]:{port}"]
     assert all(t["status"] == "complete" for t in report["targets"])
     cert_findings = [[f["evidence"] for f in t["findings"] if f["check"] == "tls-cert-invalid"]
                      for t in report["targets"]]

@@ -7,7 +7,7 @@ from hardener.report.model import CheckStatus, Finding, Location, Report, Target
 
 
 def sample_report() -> Report:
-    """Two targets (a config lint with findings and a network audit left incomplete)."""
+    """Two targets (a config lint with findings and a network audit left incomplete), one run note."""
     config = TargetResult(target="/etc/postfix", vantage="config")
     config.add(Finding.of("banner-leak", "smtpd_banner = $myhostname ESMTP $mail_name (Debian/GNU)",
                           location=Location("/etc/postfix/main.cf", 3)))
@@ -38,7 +38,9 @@ def sample_report() -> Report:
     network.record("tls-weak-protocol", CheckStatus.ERROR, "timeout after 10s during STARTTLS")
     network.record("smtp-smuggling", CheckStatus.SKIPPED, "needs --intrusive")
     network.record("helo-not-required", CheckStatus.PASSED)
-    return Report(targets=[config, network], command="audit")
+    notes = ["baseline.yaml:4: suppression of HRD-BANNER-001 on * expired on 2026-01-31 (reason was: "
+             "legacy appliance); its findings are reported again"]
+    return Report(targets=[config, network], command="audit", notes=notes)
 
 
 def clean_report() -> Report:

@@ -3,7 +3,8 @@
 A check that ran and found something is a <failure> listing its findings; a check that could not
 finish (CheckStatus.ERROR) is an <error>; a skipped check is <skipped>. A finding whose check was not
 recorded still gets a failing testcase, and a target-level error (unreachable, timeout) gets an
-<error> testcase of its own, so nothing in the report is dropped. CI systems (GitLab, Jenkins,
+<error> testcase of its own, so nothing in the report is dropped. The run's notes (e.g. expired
+baseline suppressions) go into each testsuite's <system-out>. CI systems (GitLab, Jenkins,
 GitHub test reporters) show these as ordinary test results.
 """
 
@@ -22,6 +23,8 @@ def render(report: Report) -> str:
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for target in report.targets:
         suite = _suite(target)
+        if report.notes:  # <testsuites> cannot hold <system-out>: each suite carries the run's notes
+            ET.SubElement(suite, "system-out").text = "\n".join(_clean(n) for n in report.notes)
         root.append(suite)
         for key in totals:
             totals[key] += int(suite.get(key, "0"))

@@ -1,7 +1,7 @@
 """Markdown for people reading a CI job summary or a pull-request comment.
 
-A heading per target, a findings table (most severe first), what could not be checked, and the
-summary. Evidence and banners come from untrusted servers and files: they are shown as code spans
+A heading per target, a findings table (most severe first), what could not be checked, the run's
+notes and the summary. Evidence and banners come from untrusted servers and files: they are shown as code spans
 (literal text: no HTML, links or autolinks) with '|' escaped, and other text is escaped, so nothing
 can add markup or break the table.
 """
@@ -19,6 +19,10 @@ def render(report: Report) -> str:
     lines = ["# hardener report", ""]
     for target in report.targets:
         lines += _target(target)
+    if report.notes:
+        lines += ["## Notes", ""]
+        lines += [f"- {md(note)}" for note in report.notes]
+        lines.append("")
     lines += [f"**Summary:** {md(summary_text(report))}", ""]
     return "\n".join(lines)
 

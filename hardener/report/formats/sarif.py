@@ -213,7 +213,8 @@ def evidence_kind(evidence: str) -> str:
 
 
 def _invocation(report: Report) -> dict[str, Any]:
-    """Whether every target completed; each check that could not finish becomes a notification."""
+    """Whether every target completed; each check that could not finish becomes an error
+    notification, each of the run's notes (e.g. an expired baseline suppression) a note."""
     notifications = []
     for target in report.targets:
         if target.error:
@@ -222,6 +223,7 @@ def _invocation(report: Report) -> dict[str, Any]:
             if check.status is CheckStatus.ERROR:
                 text = f"{target.target}: check {check.check} did not complete"
                 notifications.append(_notification(target, f"{text}: {check.detail}" if check.detail else text))
+    notifications += [{"level": "note", "message": {"text": note}} for note in report.notes]
     invocation: dict[str, Any] = {
         "executionSuccessful": all(t.status == "complete" for t in report.targets),
     }

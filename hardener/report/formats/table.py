@@ -2,7 +2,8 @@
 
 Per target: a header (target, vantage, status, banner), the findings most severe first (severity,
 control id, check, title, then evidence, location and remediation), the checks that did not
-complete, and at the end one summary line for the whole report.
+complete; then the run's notes (e.g. expired baseline suppressions) and one summary line for the
+whole report.
 """
 
 from __future__ import annotations
@@ -39,11 +40,25 @@ def render(report: Report, *, color: bool = False, width: int = 100) -> str:
         console.print(_target_block(target, color))
     if report.targets:
         console.print()
+    if report.notes:
+        console.print(Text("Notes:", style="bold"))
+        console.print(_notes_grid(report.notes))
+        console.print()
     console.print(Text.assemble(("Summary: ", "bold"), summary_text(report)))
     text = buffer.getvalue()
     if not color:  # rich pads cells to the column width; trailing blanks only clutter logs and diffs
         text = "\n".join(line.rstrip() for line in text.split("\n"))
     return text
+
+
+def _notes_grid(notes: list[str]) -> Table:
+    """One bullet per note, wrapped lines indented under the text."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(ratio=1, overflow="fold")
+    for note in notes:
+        grid.add_row(" -", Text(printable(note)))
+    return grid
 
 
 def _target_block(target: TargetResult, color: bool) -> Group:
