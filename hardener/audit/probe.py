@@ -379,6 +379,15 @@ class Probe:
         """Whether the last EHLO reply advertised `keyword` (e.g. 'STARTTLS', 'PIPELINING')."""
         return keyword.upper() in self.esmtp
 
+    async def start_data(self, sender: str, rcpt: str) -> bool:
+        """MAIL FROM, RCPT TO, DATA: True when the server waits for the message (354), False as
+        soon as one of them is refused. The caller sends the message and reads the final reply."""
+        if (await self.command(f"MAIL FROM:<{sender}>")).code != 250:
+            return False
+        if (await self.command(f"RCPT TO:<{rcpt}>")).code not in (250, 251):
+            return False
+        return (await self.command("DATA")).code == 354
+
     async def rset(self) -> Reply:
         return await self.command("RSET")
 

@@ -71,25 +71,26 @@ class StartTlsAttempt:
 
 def protocol_context(version: ssl.TLSVersion) -> ssl.SSLContext:
     """A non-verifying client context that offers exactly `version`, weak ciphers allowed."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ctx.minimum_version = version
-        ctx.maximum_version = version
-    ctx.set_ciphers(_WEAK_CIPHERS)
-    return ctx
+    return _non_verifying_context(version, version)
 
 
 def any_protocol_context() -> ssl.SSLContext:
     """A non-verifying client context accepting any protocol the library can do (to read the cert)."""
+    return _non_verifying_context(ssl.TLSVersion.MINIMUM_SUPPORTED)
+
+
+def _non_verifying_context(minimum: ssl.TLSVersion,
+                           maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+    """A client context that checks neither chain nor name, offers minimum..maximum and SECLEVEL 0
+    ciphers (ValueError/SSLError when the local OpenSSL cannot)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        ctx.minimum_version = minimum
+        if maximum is not None:
+            ctx.maximum_version = maximum
     ctx.set_ciphers(_WEAK_CIPHERS)
     return ctx
 

@@ -95,7 +95,8 @@ def format_option(allowed: tuple[str, ...] = FORMATS, help_text: str | None = No
 
 
 FormatOption = format_option(
-    FORMATS, "Report format: table (default; plain text when not a terminal), json, sarif, junit, markdown.")
+    FORMATS, "Report format: table (coloured on a terminal, plain text otherwise), json, sarif "
+             "(GitHub code scanning), junit (CI test reports), markdown.")
 
 OutputOption = Annotated[Path | None, typer.Option(
     "--output",

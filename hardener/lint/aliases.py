@@ -11,9 +11,10 @@ they end: root -> admin -> ops@example.com is fine, root -> root or /dev/null is
 from __future__ import annotations
 
 from pathlib import Path
-from hardener import postfix
+
 from hardener.lint.base import LintContext, Skip, finding
-from hardener.lint.tables import FILE_TYPES, split_ref
+from hardener.lint.tables import FILE_TYPES
+from hardener.postfix.tables import parse_spec, read_alias_lines, split_alias_values
 from hardener.report.model import Finding, Location
 
 _MAX_HOPS = 20
@@ -29,7 +30,8 @@ def aliases_file(ctx: LintContext) -> tuple[Path | None, list[str]]:
     """The aliases source file to read, and why the others in alias_maps were not read."""
     skipped = []
     for ref in ctx.words("alias_maps"):
-        kind, name = split_ref(ref)
+        spec = parse_spec(ref)
+        kind, name = spec.type, spec.name
         if kind not in FILE_TYPES:
             skipped.append(f"{ref} ({kind or 'untyped'} table, not read)")
             continue
@@ -44,16 +46,12 @@ def aliases_file(ctx: LintContext) -> tuple[Path | None, list[str]]:
 
 
 def _entries(path: Path) -> dict[str, tuple[list[str], int | None]]:
-    """alias name (lowercase) -> (targets, line): targets from the parser's read_aliases(), the
-    line of the first `name:` that defines it (the first wins; read_aliases keeps no lines)."""
-    data: dict[str, list[str]] = postfix.read_aliases(path, strict=False)
-    lines: dict[str, int] = {}
-    for number, text in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        if text[:1].isspace() or text.lstrip().startswith("#") or ":" not in text:
-            continue
-        lines.setdefault(text.split(":", 1)[0].strip().strip('"').lower(), number)
-    return {str(name).lower(): ([str(t) for t in targets], lines.get(str(name).lower()))
-            for name, targets in data.items()}
+    """alias name (lowercase) -> (targets, line of the entry); the first of duplicates wins, as
+    postalias keeps it."""
+    aliases: dict[str, tuple[list[str], int | None]] = {}
+    for entry in read_alias_lines(path, strict=False):
+        aliases.setdefault(entry.key, (split_alias_values(entry.value), entry.line))
+    return aliases
 
 
 def _final_targets(aliases: dict[str, tuple[list[str], int | None]], name: str) -> list[str]:

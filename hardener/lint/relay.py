@@ -13,8 +13,9 @@ from __future__ import annotations
 from hardener.lint.base import LintContext, finding
 from hardener.lint.restrictions import (Decision, Outcome, Scenario, evaluate, has_required,
                                         ignored_after_permit)
-from hardener.lint.tables import read_table, split_ref
+from hardener.lint.tables import read_table
 from hardener.postfix.maincf import split_list
+from hardener.postfix.tables import parse_spec
 from hardener.report.model import Finding
 
 RELAY_LISTS = ("smtpd_relay_restrictions", "smtpd_recipient_restrictions")
@@ -48,7 +49,8 @@ def wide_relay_domains(ctx: LintContext) -> list[str]:
     written = {w.lower() for w in split_list(ctx.raw("relay_domains") or "")}
     wide = []
     for entry in ctx.words("relay_domains"):
-        kind, name = split_ref(entry)
+        spec = parse_spec(entry)
+        kind, name = spec.type, spec.name
         if kind:
             table = read_table(entry, ctx.main_path.parent)
             catch = [e for e in table.entries if e.catch_all]

@@ -1,9 +1,12 @@
-"""Reading Postfix lookup tables named in main.cf, far enough to see what they answer for anyone.
+"""What the lookup tables named in main.cf answer for anyone: the analysis lint needs of them.
 
 Lint asks one question of an access table: is there an entry an untrusted client can make match
 (a catch-all, or a key the client chooses itself such as its sender address) and what action does
-it give? Tables are read from their source text (hash:/x reads /x, as postmap does), never from the
-compiled .db. Types that need a server (ldap, mysql, proxy, ...) are reported as unknown.
+it give? The reading is hardener.postfix.tables' (the project's one table reader: source text as
+postmap reads it, never the compiled .db); this module only finds the file (a path that does not
+exist is looked for beside main.cf, for a rendered configuration directory), marks catch-all
+entries and keeps line numbers for evidence. Types that need a server (ldap, mysql, ...) are
+reported as not read.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-FILE_TYPES = ("hash", "btree", "lmdb", "cdb", "dbm", "sdbm", "texthash")
+from hardener.errors import ConfigError
+from hardener.postfix.tables import (INDEXED_TYPES, RULE_TYPES, TableLine, parse_spec, read_inline,
+                                     read_postmap_lines, read_rule_lines)
+
+FILE_TYPES = INDEXED_TYPES
 PATTERN_TYPES = ("regexp", "pcre")
 
 # Inputs an attacker may present: a foreign address, domain, IP and host name.
@@ -42,34 +49,33 @@ class Table:
     source: str = ""    # the file read, if any
 
 
-def split_ref(ref: str) -> tuple[str, str]:
-    """('hash', '/etc/aliases') from 'hash:/etc/aliases'; ('', ref) when there is no type."""
-    if ":" in ref and not ref.startswith("/"):
-        kind, name = ref.split(":", 1)
-        return kind.lower(), name
-    return "", ref
-
-
 def read_table(ref: str, base_dir: Path | None = None) -> Table:
-    """Read table `ref` as far as lint can; `base_dir` is tried for files that do not exist."""
-    kind, name = split_ref(ref)
+    """Read table `ref` as far as lint can; `base_dir` is tried for files that do not exist.
+
+    Never raises for a table: what cannot be read is a Table with readable=False and the reason.
+    """
+    spec = parse_spec(ref)
+    kind = spec.type
     if kind == "static":
-        value = name[1:-1].strip() if name.startswith("{") and name.endswith("}") else name
+        value = spec.name[1:-1].strip() if spec.name.startswith("{") and spec.name.endswith("}") else spec.name
         return Table(ref, kind, (TableEntry("*", value, None, True),), True)
-    if kind == "inline":
-        return Table(ref, kind, tuple(_inline_entries(name)), True)
-    if kind in FILE_TYPES + PATTERN_TYPES + ("cidr",):
-        path = _existing(Path(name), base_dir)
+    try:
+        if kind == "inline":
+            entries = [TableEntry(k, v, None, False) for k, v in read_inline(spec.name, ref).items()]
+            return Table(ref, kind, tuple(entries), True)
+        if kind not in FILE_TYPES + RULE_TYPES:
+            return Table(ref, kind or "?", (), False, f"{kind or 'untyped'} tables are not read by lint")
+        path = _existing(Path(spec.name), base_dir)
         if path is None:
-            return Table(ref, kind, (), False, f"{name}: no such file")
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError as err:
-            return Table(ref, kind, (), False, f"{path}: {err.strerror or err}")
-        reader = {"cidr": _cidr_entries, "regexp": _pattern_entries, "pcre": _pattern_entries}
-        entries = reader.get(kind, _key_entries)(text)
-        return Table(ref, kind, tuple(entries), True, source=str(path))
-    return Table(ref, kind or "?", (), False, f"{kind or 'untyped'} tables are not read by lint")
+            return Table(ref, kind, (), False, f"{spec.name}: no such file")
+        if kind in RULE_TYPES:
+            entries = _rule_entries(kind, read_rule_lines(path, strict=False))
+        else:
+            entries = [TableEntry(e.key, e.value, e.line, False) for e in _first_of_each_key(
+                read_postmap_lines(path, strict=False))]
+    except ConfigError as err:
+        return Table(ref, kind, (), False, err.one_line())
+    return Table(ref, kind, tuple(entries), True, source=str(path))
 
 
 def _existing(path: Path, base_dir: Path | None) -> Path | None:
@@ -80,50 +86,50 @@ def _existing(path: Path, base_dir: Path | None) -> Path | None:
     return None
 
 
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """(line number, text) with comments dropped and continuation lines joined, as postmap reads."""
-    out: list[tuple[int, str]] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if line[0].isspace() and out:
-            out[-1] = (out[-1][0], out[-1][1] + " " + line.strip())
-        else:
-            out.append((number, line.strip()))
+def _first_of_each_key(lines: list[TableLine]) -> list[TableLine]:
+    """postmap keeps the first of duplicate keys (and warns): so does the analysis."""
+    seen: set[str] = set()
+    out = []
+    for entry in lines:
+        if entry.key not in seen:
+            seen.add(entry.key)
+            out.append(entry)
     return out
 
 
-def _key_entries(text: str) -> list[TableEntry]:
+def _rule_entries(kind: str, lines: list[TableLine]) -> list[TableEntry]:
+    """cidr rules (catch-all: prefix length 0) or regexp/pcre rules (catch-all: matches every probe);
+    regexp lines that are not a pattern (if/endif) are left out."""
     entries = []
-    for number, line in _logical_lines(text):
-        key, _, value = line.partition(" ") if " " in line else line.partition("\t")
-        entries.append(TableEntry(key.rstrip(":"), value.strip(), number, False))
-    return entries
-
-
-def _cidr_entries(text: str) -> list[TableEntry]:
-    entries = []
-    for number, line in _logical_lines(text):
-        key, _, value = re.split(r"(\s+)", line, maxsplit=1) if re.search(r"\s", line) else (line, "", "")
-        catch_all = False
-        try:
-            catch_all = ipaddress.ip_network(key.strip("[]"), strict=False).prefixlen == 0
-        except ValueError:
-            pass
-        entries.append(TableEntry(key, value.strip(), number, catch_all))
-    return entries
-
-
-def _pattern_entries(text: str) -> list[TableEntry]:
-    entries = []
-    for number, line in _logical_lines(text):
-        match = re.match(r"^(!?)/(.*?)/([a-zA-Z]*)\s+(.*)$", line)
-        if not match:
+    for rule in lines:
+        if kind == "cidr":
+            entries.append(TableEntry(rule.key, rule.value, rule.line, _whole_internet(rule.key)))
             continue
-        negate, pattern, flags, value = match.groups()
-        entries.append(TableEntry(line.split()[0], value.strip(), number,
-                                  _matches_everything(pattern, flags, bool(negate))))
+        parsed = _split_pattern(rule.key)
+        if parsed is not None:
+            pattern, flags, negate = parsed
+            entries.append(TableEntry(rule.key, rule.value, rule.line,
+                                      _matches_everything(pattern, flags, negate)))
     return entries
+
+
+def _whole_internet(key: str) -> bool:
+    try:
+        return ipaddress.ip_network(key.strip("[]").replace("]/", "/"), strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
+def _split_pattern(text: str) -> tuple[str, str, bool] | None:
+    """'!/body/flags' -> ('body', 'flags', True); None when `text` is not a delimited pattern."""
+    negate = text.startswith("!")
+    body = text[1:] if negate else text
+    if len(body) < 2 or body[0] not in "/%":
+        return None
+    close = body.find(body[0], 1)
+    if close < 0:
+        return None
+    return body[1:close], body[close + 1:], negate
 
 
 def _matches_everything(pattern: str, flags: str, negate: bool) -> bool:
@@ -134,18 +140,6 @@ def _matches_everything(pattern: str, flags: str, negate: bool) -> bool:
         return False
     hits = [bool(compiled.search(probe)) != negate for probe in _PROBES]
     return all(hits)
-
-
-def _inline_entries(name: str) -> list[TableEntry]:
-    body = name.strip()
-    if body.startswith("{") and body.endswith("}"):
-        body = body[1:-1]
-    entries = []
-    for item in re.split(r"[,\s]+(?=[^=,\s]+=)", body.strip()):
-        key, _, value = item.partition("=")
-        if key.strip():
-            entries.append(TableEntry(key.strip(" {}"), value.strip(" ,{}"), None, False))
-    return entries
 
 
 _PERMIT_ACTIONS = ("ok", "relay", "permit")

@@ -43,11 +43,25 @@ class QmgrProcess:
         self.pid = 0
         self._wfd = -1
         self._stopping = False
+        self._wake_pending = False
         self._fork()
 
     # -- parent side -------------------------------------------------------------------------
     def wake(self, qid: str | None = None) -> None:
-        """Tell the child there is new mail in incoming/ (never blocks)."""
+        """Tell the child there is new mail in incoming/ (never blocks). Wake-ups within one
+        event-loop iteration share one pipe write."""
+        if self._wfd < 0 or self._wake_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._send_wake()
+            return
+        self._wake_pending = True
+        loop.call_soon(self._send_wake)
+
+    def _send_wake(self) -> None:
+        self._wake_pending = False
         if self._wfd < 0:
             return
         try:

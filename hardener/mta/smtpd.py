@@ -13,7 +13,10 @@ the privilege drop (hardener/mta/privileges.py). Touches the queue only through 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import re
+import sys
+import termios
 from collections import Counter
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -39,6 +42,34 @@ _GROUP_ENDERS = {"EHLO", "HELO", "DATA", "QUIT", "NOOP", "VRFY", "EXPN", "STARTT
 
 class _NoHandler:
     pass
+
+
+def _fionread_holding_gil():
+    """libc ioctl through ctypes.PyDLL, which keeps the GIL: fcntl.ioctl releases it, and getting
+    it back from the cleanup threads can cost the event loop a whole switch interval."""
+    try:
+        import ctypes
+
+        ioctl = ctypes.PyDLL(None).ioctl
+    except (ImportError, OSError, AttributeError):
+        return None
+    count = ctypes.c_int()
+    ref = ctypes.byref(count)
+
+    def waiting(fd: int) -> int:
+        return count.value if ioctl(fd, termios.FIONREAD, ref) == 0 else 0
+    return waiting
+
+
+def _fionread_fcntl(fd: int) -> int:
+    try:
+        return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
+    except OSError:
+        return 0
+
+
+# bytes the kernel holds for a socket, unread (Postfix's peekfd)
+_bytes_waiting = _fionread_holding_gil() or _fionread_fcntl
 
 
 class HardenedSMTP(SMTP):
@@ -93,6 +124,11 @@ class HardenedSMTP(SMTP):
         self.ok_stats: Counter[str] = Counter()
         self._counted_session = False
         self._closing = False
+        # Postfix's SMTPD_FLAG_ILL_PIPELINING: set at the first improper pipelining (input pending
+        # after a command that ends a group, or after any command before EHLO); it stays set for
+        # the whole session (RSET, MAIL and a later EHLO keep it) and reject_unauth_pipelining
+        # rejects on it.
+        self.ill_pipelining = False
         self._writer_cleanup = None
         self._session_timer: asyncio.TimerHandle | None = None
         self._reset_transaction()
@@ -131,7 +167,14 @@ class HardenedSMTP(SMTP):
         return f"{self.client_name}[{self.client_addr}]"
 
     def _pending_input(self) -> bool:
-        return bool(self._reader._buffer)  # type: ignore[attr-defined]
+        """True when the client sent more than we have answered: bytes in our read buffer, or
+        (as Postfix's peekfd) bytes still waiting in the kernel's socket buffer."""
+        if self._reader._buffer:  # type: ignore[attr-defined]
+            return True
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None:
+            return False
+        return _bytes_waiting(sock.fileno()) > 0
 
     async def reply(self, text: str) -> None:
         """Send one reply; count 4xx/5xx as errors (smtpd_hard_error_limit closes the session)."""
@@ -282,7 +325,9 @@ class HardenedSMTP(SMTP):
             if handler is None:
                 await self.reply("500 5.5.2 Error: command not recognized")
                 continue
-            if self._pending_input() and (verb in _GROUP_ENDERS or self.protocol != "ESMTP"):
+            if (not self.ill_pipelining and (verb in _GROUP_ENDERS or self.protocol != "ESMTP")
+                    and self._pending_input()):
+                self.ill_pipelining = True
                 pending = bytes(self._reader._buffer[:100])  # type: ignore[attr-defined]
                 log.info(f"improper command pipelining after {verb} from {self.client}: "
                          + pending.decode("ascii", "backslashreplace")
@@ -419,7 +464,9 @@ class HardenedSMTP(SMTP):
             await self.reply("501 5.5.4 Syntax: DATA")
             return False
         if not self.recipients:
-            await self.reply("503 5.5.1 Error: need RCPT command")
+            # Postfix: inside a mail transaction whose recipients were all refused, 554
+            await self.reply("503 5.5.1 Error: need RCPT command" if self.sender is None
+                             else "554 5.5.1 Error: no valid recipients")
             return False
         decision = check_data_list(self)
         if decision is not None:

@@ -33,9 +33,10 @@ def valid_helo(helo: str) -> bool:
 def session_restriction(sess: "HardenedSMTP", name: str, shown: str, where: str) -> Decision | None:
     """Evaluate one restriction name that needs the session; None when it has no objection."""
     if name == "reject_unauth_pipelining":
-        # Postfix: input pending before our reply, from a client that did not say EHLO (so does
-        # not know we pipeline), or at DATA (content must wait for the 354)
-        if sess._pending_input() and (sess.protocol != "ESMTP" or where == "DATA"):
+        # Postfix: once the session pipelined improperly (the command loop sets the flag:
+        # input pending after a group-ending command such as HELO/EHLO/DATA, or after any
+        # command from a client that did not say EHLO), every later check of this name rejects
+        if sess.ill_pipelining:
             what = "Data command" if where == "DATA" else "Recipient address"
             return Decision("reject", f"503 5.5.0 <{shown}>: {what} rejected: "
                                       "Improper use of SMTP command pipelining")

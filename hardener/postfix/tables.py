@@ -7,6 +7,8 @@ ignored, continuation lines (leading whitespace) joined, the first of duplicate 
 warns). `cidr:`, `regexp:` and `pcre:` return their rules (pattern -> result, in order).
 `inline:{ key=value, ... }` (3.0+) is read from the spec itself; `proxy:` is looked through.
 The aliases(5) format (`name: a, b`) is read by read_aliases(). Errors name the file and line.
+The *_lines() variants return every entry in file order with its line number (TableLine), for
+callers that point at lines (lint evidence); the dict readers are built on them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ class TableSpec:
     @property
     def text(self) -> str:
         return f"{self.type}:{self.name}" if self.type else self.name
+
+
+@dataclass(frozen=True)
+class TableLine:
+    """One entry of a table source file, with the line it starts on (for evidence and errors)."""
+
+    key: str
+    value: str
+    line: int
 
 
 def parse_spec(spec: str) -> TableSpec:
@@ -61,6 +72,17 @@ def _read_text(path: Path, spec: str) -> str:
 def read_postmap_source(path: Path, *, lowercase: bool = True, strict: bool = True) -> dict[str, str]:
     """The postmap source format: `key whitespace value` per logical line, first key wins."""
     table: dict[str, str] = {}
+    for entry in read_postmap_lines(path, lowercase=lowercase, strict=strict):
+        table.setdefault(entry.key, entry.value)
+    return table
+
+
+def read_postmap_lines(path: Path, *, lowercase: bool = True, strict: bool = True) -> list[TableLine]:
+    """Every entry of a postmap source file in file order, duplicates included, with line numbers.
+
+    Same reading as read_postmap_source(); strict=False skips lines without a value.
+    """
+    entries: list[TableLine] = []
     text = _read_text(path, str(path))
     for number, line in read_logical_lines(text, str(path), strict=strict):
         stripped = line.strip(WHITESPACE)
@@ -76,15 +98,29 @@ def read_postmap_source(path: Path, *, lowercase: bool = True, strict: bool = Tr
                                   file=str(path), line=number)
             continue
         key, value = parts[0], parts[1].strip(WHITESPACE)
-        if lowercase:
-            key = key.lower()
-        table.setdefault(key, value)
-    return table
+        entries.append(TableLine(key.lower() if lowercase else key, value, number))
+    return entries
 
 
 def read_rules(path: Path, *, strict: bool = True) -> dict[str, str]:
     """cidr/regexp/pcre rules as pattern -> result (in order; the result may be empty)."""
     rules: dict[str, str] = {}
+    for entry in _rule_lines(path, strict=strict, skip_unclosed=False):
+        rules.setdefault(entry.key, entry.value)
+    return rules
+
+
+def read_rule_lines(path: Path, *, strict: bool = True) -> list[TableLine]:
+    """Every cidr/regexp/pcre rule in file order (pattern as written, result, line number).
+
+    strict=False skips what Postfix would skip with a warning, including a regexp without its
+    closing delimiter (read_rules raises for that whatever `strict` says).
+    """
+    return _rule_lines(path, strict=strict, skip_unclosed=not strict)
+
+
+def _rule_lines(path: Path, *, strict: bool, skip_unclosed: bool) -> list[TableLine]:
+    entries: list[TableLine] = []
     text = _read_text(path, str(path))
     for number, line in read_logical_lines(text, str(path), strict=strict):
         stripped = line.strip(WHITESPACE)
@@ -94,6 +130,8 @@ def read_rules(path: Path, *, strict: bool = True) -> dict[str, str]:
             start = 1 if stripped[0] != "!" else 2
             end = stripped.find(delim, start)
             if end < 0:
+                if skip_unclosed:
+                    continue
                 raise ConfigError(f'missing closing delimiter in "{stripped}"', file=str(path),
                                   line=number)
             while end + 1 < len(stripped) and stripped[end + 1] not in WHITESPACE:
@@ -102,8 +140,8 @@ def read_rules(path: Path, *, strict: bool = True) -> dict[str, str]:
         else:
             parts = stripped.split(None, 1)
             pattern, result = parts[0], (parts[1] if len(parts) > 1 else "")
-        rules.setdefault(pattern, result)
-    return rules
+        entries.append(TableLine(pattern, result, number))
+    return entries
 
 
 def read_inline(body: str, spec: str) -> dict[str, str]:
@@ -180,9 +218,18 @@ def read_aliases(path: str | Path, *, strict: bool = True) -> dict[str, list[str
     A name may be quoted ("a b": x). A line without the colon is an error (postalias: "need
     name:value pair"); strict=False skips it as postalias does.
     """
+    aliases: dict[str, list[str]] = {}
+    for entry in read_alias_lines(path, strict=strict):
+        aliases.setdefault(entry.key, split_alias_values(entry.value))
+    return aliases
+
+
+def read_alias_lines(path: str | Path, *, strict: bool = True) -> list[TableLine]:
+    """Every alias of an aliases(5) file in file order, duplicates included: name (lowercased),
+    the text after the colon (split it with split_alias_values) and the line it starts on."""
     path = Path(path)
     text = _read_text(path, str(path))
-    aliases: dict[str, list[str]] = {}
+    entries: list[TableLine] = []
     for number, line in read_logical_lines(text, str(path), strict=strict):
         stripped = line.strip(WHITESPACE)
         if stripped.startswith('"'):
@@ -200,5 +247,5 @@ def read_aliases(path: str | Path, *, strict: bool = True) -> dict[str, list[str
                     raise ConfigError(f'need name:value pair: "{stripped}"', file=str(path), line=number)
                 continue
             name = name.strip(WHITESPACE)
-        aliases.setdefault(name.lower(), split_alias_values(value))
-    return aliases
+        entries.append(TableLine(name.lower(), value, number))
+    return entries

@@ -69,3 +69,21 @@ def test_bad_baseline_is_one_line_error(tmp_path: Path, text: str, expected: str
         load_baseline(path)
     line = err.value.one_line()
     assert line.startswith(str(path)) and expected in line and "\n" not in line
+
+
+@pytest.mark.parametrize("pattern, matches", [
+    ("mx1.example.test", True), ("127.0.0.5", True), ("127.0.0.5:25", True),
+    ("mx1.example.test:25", True), ("mx1.example.test[127.0.0.5]:25", True), ("*", True),
+    ("mx1.example.test:26", False), ("mx2.example.test", False), ("127.0.0.6", False),
+])
+def test_mx_target_matches_by_name_or_address(pattern: str, matches: bool) -> None:
+    from hardener.audit.baseline import target_matches
+
+    assert target_matches(pattern, "mx1.example.test[127.0.0.5]:25") is matches
+
+
+def test_ipv6_mx_target_matches_bracketed_address() -> None:
+    from hardener.audit.baseline import target_matches
+
+    assert target_matches("[::1]:25", "mx2.example.test[::1]:25")
+    assert target_matches("::1", "mx2.example.test[::1]:25")

@@ -106,7 +106,12 @@ def test_unusable_path_exit_2(capsys, tmp_path: Path, make, message: str) -> Non
 
 
 def test_bad_trusted_and_bad_format_exit_2(capsys) -> None:
-    assert run(capsys, DEBIAN, "--trusted", "10.0.0.0/33")[0] == 2
+    code, out, err = run(capsys, DEBIAN, "--trusted", "10.0.0.0/33")
+    assert code == 2 and out == ""
+    assert err == ("hardener: error: --trusted: '10.0.0.0/33' is not a network (expected "
+                   "ADDRESS/LENGTH, e.g. 10.1.2.0/24, or one address)\n")
+    code, _, err = run(capsys, DEBIAN, "--trusted", "10.1.2.3/24")  # as Postfix: host bits refused
+    assert code == 2 and "did you mean 10.1.2.0/24?" in err
     assert run(capsys, DEBIAN, "--format", "yaml")[0] == 2
     assert run(capsys, DEBIAN, "--fail-on", "severe")[0] == 2
 

@@ -314,11 +314,7 @@ async def _canary(ctx: AuditContext, witness: VantageResult, attempt: Attempt) -
         if probe is None:
             return None
         try:
-            if (await probe.command(f"MAIL FROM:<{sender}>")).code != 250:
-                return None
-            if (await probe.command(f"RCPT TO:<{rcpt}>")).code not in (250, 251):
-                return None
-            if (await probe.command("DATA")).code != 354:
+            if not await probe.start_data(sender, rcpt):
                 return None
             body = (f"From: <{sender or 'mailer-daemon@' + ctx.server_name}>\r\nTo: <{canary}>\r\n"
                     f"Subject: hardener relay canary for {ctx.target.display}\r\n\r\n"

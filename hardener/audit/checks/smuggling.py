@@ -75,11 +75,7 @@ async def _try(ctx: AuditContext, probe: Probe, name: str, seq: bytes) -> str | 
     """The reply that ended the message at `seq` (vulnerable), False (not), None (not testable)."""
     sender = f"{SENDER_USER}@{ctx.options.helo_name}"
     rcpt = ctx.options.rcpt
-    if (await probe.command(f"MAIL FROM:<{sender}>")).code != 250:
-        return None
-    if (await probe.command(f"RCPT TO:<{rcpt}>")).code not in (250, 251):
-        return None
-    if (await probe.command("DATA")).code != 354:
+    if not await probe.start_data(sender, rcpt):
         return None
     token = secrets.token_hex(4)
     headers = (f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: hardener smuggling test {name} {token}\r\n"
