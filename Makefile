@@ -34,6 +34,7 @@ bench: setup
 
 docs: venv
 	@$(BIN)/python -m hardener.controls.docs > docs/controls.md
+	@$(BIN)/python -m hardener.profiles.docs --update docs/render.md
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info out

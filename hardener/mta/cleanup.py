@@ -14,19 +14,14 @@ leaves nothing in incoming/.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import email.utils
-import functools
 import itertools
 import os
 import random
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from hardener.mta.maillog import get_logger
 from hardener.mta.queue_file import Envelope, Recipient, format_envelope
@@ -70,18 +65,14 @@ class Cleanup:
     """Queue file writer shared by smtpd and pickup (one per daemon)."""
 
     def __init__(self, layout: QueueLayout, settings: CleanupSettings,
-                 on_commit: Callable[[str], None] | None = None, *, commit_threads: int = 2,
+                 on_commit: Callable[[str], None] | None = None, *, commit_threads: int = 32,
                  owner: tuple[int, int] | None = None) -> None:
         self.layout = layout
         # A cleanup running as root (the pickup helper) hands its files to the mail owner.
         self.owner = owner if owner is not None and os.geteuid() == 0 else None
         self.settings = settings
         self.on_commit = on_commit
-        self.executor = ThreadPoolExecutor(max_workers=commit_threads,
-                                           thread_name_prefix="cleanup-commit")
-        # temporary files are created while the message arrives, off the event loop thread
-        self.create_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cleanup-create")
-        self.committer = GroupCommitter(layout.dir("incoming"), self.executor)
+        self.committer = GroupCommitter(layout.dir("incoming"), threads=commit_threads)
 
     def begin(self, sender: str, recipients: Iterable[Recipient | str], *,
               client: tuple[str, str] = ("localhost", "127.0.0.1"), helo: str = "",
@@ -103,8 +94,6 @@ class Cleanup:
 
     def close(self) -> None:
         """Stop the commit and fsync threads (daemon shutdown)."""
-        self.executor.shutdown(wait=True)
-        self.create_pool.shutdown(wait=True)
         self.committer.close()
 
 
@@ -129,8 +118,8 @@ class CleanupWriter:
         self._buf = bytearray()
         self._spilled = False
         self.fd = -1
-        self._create: concurrent.futures.Future[int] | None = cleanup.create_pool.submit(
-            create_file, self.tmp_path, cleanup.owner)
+        # tmp/QID is created when the content outgrows SPILL (a large message) or by the commit
+        # job (a small one): no thread hand-off per message while it arrives
 
     # -- content ---------------------------------------------------------------------------------
 
@@ -258,11 +247,9 @@ class CleanupWriter:
         return header
 
     def _take_fd(self) -> int:
-        """The temporary file's descriptor (waits for its creation; OSError if that failed)."""
+        """The temporary file's descriptor (created on first use; OSError if that fails)."""
         if self.fd < 0:
-            assert self._create is not None
-            self.fd = self._create.result()
-            self._create = None
+            self.fd = create_file(self.tmp_path, self.cleanup.owner)
         return self.fd
 
     def _spill(self) -> None:
@@ -293,16 +280,10 @@ class CleanupWriter:
                 end = self._header_end()
                 self._flush_headers(len(self._header_buf) if end is None else end)
             if not self._spilled:
-                try:
-                    if self._create is not None:
-                        self.fd = await asyncio.wrap_future(self._create)
-                        self._create = None
-                except OSError as exc:
-                    raise CleanupError(f"create {self.queue_id}: {exc.strerror}") from exc
-                item = CommitItem(self.tmp_path, target, self.fd,
+                item = CommitItem(self.tmp_path, target, -1,
                                   self._envelope_header(padded=False), bytes(self._buf),
-                                  write_pending=True)
-                self.fd = -1  # the committer writes, fsyncs and closes it
+                                  owner=cleanup.owner, write_pending=True)
+                # the committer creates, writes, fsyncs and closes it
             else:
                 try:
                     write_all(self.fd, self._buf)
@@ -329,21 +310,11 @@ class CleanupWriter:
 
     async def abort(self) -> None:
         """Throw the message away (client gone, size exceeded, rejected)."""
-        pending = self._create
         self._discard()
-        if pending is not None:   # return only once the temporary file is gone
-            try:
-                await asyncio.wrap_future(pending)
-            except OSError:
-                pass
 
     def _discard(self) -> None:
         self._closed = True
         self._buf = bytearray()
-        pending, self._create = self._create, None
-        if pending is not None:
-            # the file may still be being created: close and remove it once it exists
-            pending.add_done_callback(functools.partial(_drop_created, self.tmp_path))
         if self.fd >= 0:
             try:
                 os.close(self.fd)
@@ -354,20 +325,6 @@ class CleanupWriter:
             os.unlink(self.tmp_path)
         except OSError:
             pass
-
-
-def _drop_created(path: Path, fut: concurrent.futures.Future) -> None:
-    """Done-callback: close and unlink a temporary file created for a discarded message."""
-    if fut.cancelled() or fut.exception() is not None:
-        return
-    try:
-        os.close(fut.result())
-    except OSError:
-        pass
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def _split_headers(block: bytes) -> list[tuple[str, bytes]]:

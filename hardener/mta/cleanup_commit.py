@@ -1,9 +1,10 @@
-"""Group commit for cleanup: one worker job makes a whole batch of queue files durable.
+"""Group commit for cleanup: queue files made durable in parallel threads before the 250.
 
-Messages that finish while a batch is being written wait for the next batch. A job, in a worker
-thread, creates tmp/QID for the small messages (kept in memory until now), fsyncs every file of
-the batch in parallel (the journal merges concurrent fsyncs), renames each into incoming/, then
-fsyncs incoming/ once for the whole batch. Nothing here runs in the event loop thread.
+Each message goes to one thread of a pool, which creates tmp/QID (small messages were kept in
+memory until now), writes it, fsyncs it, renames it into incoming/ and fsyncs incoming/, all in a
+row: every syscall hands the GIL over, so a message visits one thread only. The journal merges the
+concurrent fsyncs of many threads into shared commits (group commit without a batch barrier).
+Nothing here runs in the event loop thread.
 
 SECURITY: writes only tmp/ and incoming/ of the queue; runs as the mail owner (or as root in the
 pickup helper, handing files to the mail owner).
@@ -13,11 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardener.mta.queue_layout import fsync_dir
+
+_TIMES = []  # TEMPPROF
+from hardener.mta.maillog import get_logger as _gl  # TEMPPROF
+_LOG = _gl('cleanup')  # TEMPPROF
 
 
 @dataclass
@@ -32,6 +37,7 @@ class CommitItem:
     owner: tuple[int, int] | None = None
     write_pending: bool = False     # fd is open but header and body are still to be written
     error: OSError | None = field(default=None)
+    t_work: float = 0.0  # TEMPPROF
 
 
 def create_file(path: Path, owner: tuple[int, int] | None) -> int:
@@ -61,113 +67,93 @@ def _unlink(path: Path) -> None:
         pass
 
 
-def _fsync(fd: int) -> OSError | None:
+def make_durable(item: CommitItem) -> bool:
+    """One item, in one thread from start to end (every syscall is a GIL hand-off, so the fewer
+    threads an item visits the better): create and write the file if not done yet, fsync it,
+    close it, rename it into incoming/. Returns True when it is in incoming/ (the caller fsyncs
+    the directory); otherwise item.error is set and the temporary file is gone."""
     try:
-        os.fsync(fd)
+        if item.fd < 0:
+            item.fd = create_file(item.tmp_path, item.owner)
+        if item.write_pending:
+            write_all(item.fd, item.header + item.body)
+        os.fsync(item.fd)
     except OSError as exc:
-        return exc
-    return None
-
-
-def commit_batch(items: list[CommitItem], incoming: Path,
-                 fsync_pool: ThreadPoolExecutor | None = None) -> None:
-    """Worker-thread job: write every item, fsync them all (in parallel: the file system journal
-    merges concurrent fsyncs into one commit), rename each into incoming/, fsync incoming/ once.
-
-    Sets item.error for items that failed; on a failed directory fsync every renamed item is taken
-    back out of incoming/ and marked failed (the client will retry; nothing is left half-durable).
-    """
-    for item in items:   # 1. small messages: write their file now (create it if not done yet)
-        if item.fd >= 0 and not item.write_pending:
-            continue
+        item.error = exc
+    if item.fd >= 0:
         try:
-            if item.fd < 0:
-                item.fd = create_file(item.tmp_path, item.owner)
-            write_all(item.fd, item.header + item.body)   # one syscall: each costs a GIL hand-off
+            os.close(item.fd)
+        except OSError:
+            pass
+        item.fd = -1
+    if item.error is None:
+        try:
+            os.rename(item.tmp_path, item.target)
+            return True
         except OSError as exc:
             item.error = exc
-    live = [item for item in items if item.error is None]
-    fds = [item.fd for item in live]
-    if fsync_pool is not None and len(fds) > 1:   # 2. fsync
-        errors = list(fsync_pool.map(_fsync, fds))
-    else:
-        errors = [_fsync(fd) for fd in fds]
-    for item, error in zip(live, errors):
-        item.error = error
-    renamed: list[CommitItem] = []
-    for item in items:   # 3. rename the durable ones into incoming/
-        if item.fd >= 0:
-            os.close(item.fd)
-            item.fd = -1
-        if item.error is None:
-            try:
-                os.rename(item.tmp_path, item.target)
-                renamed.append(item)
-                continue
-            except OSError as exc:
-                item.error = exc
-        _unlink(item.tmp_path)
-    if not renamed:
-        return
-    try:   # 4. one directory fsync for the batch
-        fsync_dir(incoming)
-    except OSError as exc:
-        for item in renamed:
-            item.error = exc
-            _unlink(item.target)
+    _unlink(item.tmp_path)
+    return False
 
 
 class GroupCommitter:
-    """Collects commit requests from the event loop and runs them in batches.
+    """Makes queue files durable, each message in one thread of a pool, with no batch barrier.
 
-    Up to `max_inflight` batches run at once: a message that arrives while a batch is being
-    written starts the next one instead of waiting for it (the journal merges their fsyncs).
+    Concurrent fsyncs (of the files and of incoming/) are merged by the file system journal into
+    shared commits: that is the group commit, and a message never waits for a batch ahead of it.
     """
 
-    def __init__(self, incoming: Path, executor: ThreadPoolExecutor, max_batch: int = 256,
-                 fsync_threads: int = 16, max_inflight: int = 2) -> None:
+    def __init__(self, incoming: Path, threads: int = 16) -> None:
         self.incoming = incoming
-        self.executor = executor
-        self.fsync_pool = ThreadPoolExecutor(max_workers=fsync_threads,
-                                             thread_name_prefix="cleanup-fsync")
-        self.max_batch = max_batch
-        self.max_inflight = max_inflight
-        self.waiting: list[tuple[CommitItem, asyncio.Future[None]]] = []
-        self.inflight = 0
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cleanup-commit")
+        self._dir_fd = -1   # incoming/, opened once: two syscalls (GIL hand-offs) less a message
+        self._dir_lock = threading.Lock()
 
     async def commit(self, item: CommitItem) -> None:
-        """Make `item` durable in incoming/; raises its OSError on failure."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self.waiting.append((item, fut))
-        if self.inflight < self.max_inflight:
-            self.inflight += 1
-            loop.create_task(self._run())
-        await fut
+        """Make `item` durable in incoming/ (file and directory fsynced); raises its OSError."""
+        import time as _t  # TEMPPROF
+        t0 = _t.perf_counter()  # TEMPPROF
+        await asyncio.wrap_future(self.pool.submit(self._commit_one, item))
+        _TIMES.append((_t.perf_counter() - t0, item.t_work))  # TEMPPROF
+        if len(_TIMES) >= 1000:  # TEMPPROF
+            a = sorted(x for x, _ in _TIMES); b = sorted(y for _, y in _TIMES)
+            _LOG.warning(f"TEMPPROF n={len(a)} total p50={a[len(a)//2]*1e3:.2f} p90={a[int(len(a)*.9)]*1e3:.2f} work p50={b[len(b)//2]*1e3:.2f} p90={b[int(len(b)*.9)]*1e3:.2f}")
+            _TIMES.clear()
+        if item.error is not None:
+            raise item.error
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _commit_one(self, item: CommitItem) -> None:
+        import time as _t  # TEMPPROF
+        t0 = _t.perf_counter()  # TEMPPROF
         try:
-            while self.waiting:
-                batch = self.waiting[:self.max_batch]
-                del self.waiting[:self.max_batch]
-                items = [item for item, _ in batch]
-                try:
-                    await loop.run_in_executor(self.executor, commit_batch, items, self.incoming,
-                                               self.fsync_pool)
-                except BaseException as exc:  # the job itself failed: fail every item
-                    for item in items:
-                        item.error = item.error or OSError(str(exc))
-                for item, fut in batch:
-                    if fut.done():
-                        continue
-                    if item.error is None:
-                        fut.set_result(None)
-                    else:
-                        fut.set_exception(item.error)
+            self._commit_one_x(item)
         finally:
-            self.inflight -= 1
+            item.t_work = _t.perf_counter() - t0  # TEMPPROF
+
+    def _commit_one_x(self, item: CommitItem) -> None:
+        if not make_durable(item):
+            return
+        try:
+            os.fsync(self._incoming_fd())
+        except OSError as exc:
+            item.error = exc
+            _unlink(item.target)
+
+    def _incoming_fd(self) -> int:
+        with self._dir_lock:
+            if self._dir_fd < 0:
+                self._dir_fd = os.open(self.incoming, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            return self._dir_fd
 
     def close(self) -> None:
-        """Stop the fsync threads."""
-        self.fsync_pool.shutdown(wait=True)
+        """Stop the commit threads (waits for the commits in progress)."""
+        self.pool.shutdown(wait=True)
+        if _TIMES:  # TEMPPROF
+            import statistics
+            a = sorted(x for x, _ in _TIMES); b = sorted(y for _, y in _TIMES)
+            with open(f"/tmp/mtawork/commit_{os.getpid()}.txt", "w") as f:
+                f.write(f"n={len(a)} total p50={a[len(a)//2]*1e3:.2f} p90={a[int(len(a)*.9)]*1e3:.2f} work p50={b[len(b)//2]*1e3:.2f} p90={b[int(len(b)*.9)]*1e3:.2f}\n")
+        with self._dir_lock:
+            if self._dir_fd >= 0:
+                os.close(self._dir_fd)
+                self._dir_fd = -1

@@ -286,8 +286,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hardener mta serve")
     parser.add_argument("--config", required=True)
     args = parser.parse_args(argv)
-    if os.environ.get("HARDENER_SWITCH_INTERVAL"):  # TEMP experiment
-        sys.setswitchinterval(float(os.environ["HARDENER_SWITCH_INTERVAL"]))
     try:
         return serve(args.config)
     except HardenerError as err:

@@ -22,6 +22,7 @@ from typing import TextIO
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _FACILITY_MAIL = 2 << 3
+FLUSH_INTERVAL = 0.05  # seconds: batched info lines reach the file at most this late
 _SEVERITY = {"info": 6, "warning": 4, "error": 3, "fatal": 2, "panic": 0}
 
 
@@ -38,10 +39,14 @@ class _Sink:
         self.syslog_sock: socket.socket | None = None
         self.batched = False
         self._flush_pending = False
+        self._last_flush = float("-inf")
         self._stamp_second = -1
         self._stamp_text = ""
 
     def _defer_flush(self) -> bool:
+        """Schedule a flush: at the end of this event-loop iteration, but no sooner than
+        FLUSH_INTERVAL after the previous one (under load, one write per interval, not per
+        iteration: every write from the loop thread is a GIL hand-off to the cleanup threads)."""
         if self._flush_pending:
             return True
         try:
@@ -49,12 +54,20 @@ class _Sink:
         except RuntimeError:
             return False
         self._flush_pending = True
-        loop.call_soon(self._flush_now)
+        wait = self._last_flush + FLUSH_INTERVAL - loop.time()
+        if wait > 0:
+            loop.call_later(wait, self._flush_now)
+        else:
+            loop.call_soon(self._flush_now)
         return True
 
     def _flush_now(self) -> None:
         with self.lock:
             self._flush_pending = False
+            try:
+                self._last_flush = asyncio.get_running_loop().time()
+            except RuntimeError:
+                pass
             if self.file is not None:
                 try:
                     self.file.flush()
@@ -78,8 +91,8 @@ class _Sink:
             if self.file is not None:
                 try:
                     self.file.write(line + "\n")
-                    # In the daemon, lines logged during one event-loop iteration go out in one
-                    # write at its end (call_soon); warnings and worse at once.
+                    # In the daemon, info lines go out together at the end of the event-loop
+                    # iteration, at most one write per FLUSH_INTERVAL; warnings and worse at once.
                     if severity != "info" or not self.batched or not self._defer_flush():
                         self.file.flush()
                 except OSError:

@@ -133,6 +133,9 @@ class QmgrProcess:
             get_logger("qmgr").fatal(f"qmgr process: {exc!r}")
             code = 1
         finally:
+            from hardener.mta import maillog
+
+            maillog.flush()   # os._exit does not flush the buffered log lines
             os._exit(code)
 
 
@@ -158,6 +161,16 @@ def _child_main(make_qmgr: Callable[[], object], rfd: int) -> None:
 
 
 async def _child_run(make_qmgr: Callable[[], object], rfd: int) -> None:
+    from hardener.mta import maillog
+
+    maillog.set_batched(True)   # one log write per flush interval under load, not one per line
+    try:
+        await _child_serve(make_qmgr, rfd)
+    finally:
+        maillog.set_batched(False)
+
+
+async def _child_serve(make_qmgr: Callable[[], object], rfd: int) -> None:
     qmgr = make_qmgr()
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
