@@ -1,6 +1,6 @@
 """Audit speed: hardener's relay battery versus nmap's smtp-open-relay, and 200 targets at once.
 
-    make bench        (or: /tmp/hv/bin/python -m pytest -q -s -m bench -o addopts='' bench/bench_audit.py)
+    make bench        (or: .venv/bin/python -m pytest -q -s -m bench -o addopts='' bench/bench_audit.py)
 
 Measured in one run on loopback:
 

@@ -1,6 +1,6 @@
 """MTA throughput: the hardener MTA against a real Postfix, both relaying to one smtp-sink.
 
-    make bench        (or: /tmp/hv/bin/python -m pytest -q -s -m bench -o addopts='' bench/bench_mta.py)
+    make bench        (or: .venv/bin/python -m pytest -q -s -m bench -o addopts='' bench/bench_mta.py)
 
 One run on this machine, for each MTA in turn: Postfix's `smtp-source -s 20 -m 5000 -l 4096` sends
 into the MTA (configured from the same `hardener render null-client` main.cf, relayhost = the sink),

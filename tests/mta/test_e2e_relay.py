@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 import smtplib
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 from hardener.mta.queue_state import QueueState
 
@@ -116,7 +118,7 @@ def test_sendmail_through_pickup_to_the_relay(mta_factory, smtp_sink_factory):
     sink = smtp_sink_factory()
     mta = mta_factory({**NO_TLS, "relayhost": f"[{sink.address}]:{sink.port}"})
     cmd = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
-           "/tmp/hv/bin/hardener", "sendmail", "-C", str(mta.config_dir), "-t"]
+           str(Path(sys.executable).parent / "hardener"), "sendmail", "-C", str(mta.config_dir), "-t"]
     done = subprocess.run(cmd, input=b"To: ops@remote.example\nSubject: cron\n\nbackup ok\n",
                           capture_output=True, timeout=30, cwd="/")
     assert done.returncode == 0, done.stderr

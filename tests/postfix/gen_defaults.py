@@ -1,6 +1,6 @@
 """Regenerate hardener/postfix/defaults_37.py from the installed `postconf -d`.
 
-Run: /tmp/hv/bin/python tests/postfix/gen_defaults.py hardener/postfix/defaults_37.py
+Run: .venv/bin/python tests/postfix/gen_defaults.py hardener/postfix/defaults_37.py
 (test_maincf_vs_postconf.py::test_generated_defaults_are_current fails when they drift apart).
 """
 
