@@ -1,10 +1,10 @@
 """Group commit for cleanup: queue files made durable in parallel threads before the 250.
 
 Each message goes to one thread of a pool, which creates tmp/QID (small messages were kept in
-memory until now), writes it, fsyncs it, renames it into incoming/ and fsyncs incoming/, all in a
-row: every syscall hands the GIL over, so a message visits one thread only. The journal merges the
-concurrent fsyncs of many threads into shared commits (group commit without a batch barrier).
-Nothing here runs in the event loop thread.
+memory until now), writes it, fsyncs it and renames it into incoming/, all in a row: every syscall
+hands the GIL over, so a message visits one thread only. One fsync of incoming/ then covers every
+rename done before it started (group commit without a batch barrier); the journal also merges the
+concurrent fsyncs of the files. Nothing here runs in the event loop thread.
 
 SECURITY: writes only tmp/ and incoming/ of the queue; runs as the mail owner (or as root in the
 pickup helper, handing files to the mail owner).
@@ -20,11 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-_TIMES = []  # TEMPPROF
-from hardener.mta.maillog import get_logger as _gl  # TEMPPROF
-_LOG = _gl('cleanup')  # TEMPPROF
-
-
 @dataclass
 class CommitItem:
     """One message to make durable. fd < 0: create the file from `header` + `body` first."""
@@ -37,7 +32,6 @@ class CommitItem:
     owner: tuple[int, int] | None = None
     write_pending: bool = False     # fd is open but header and body are still to be written
     error: OSError | None = field(default=None)
-    t_work: float = 0.0  # TEMPPROF
 
 
 def create_file(path: Path, owner: tuple[int, int] | None) -> int:
@@ -99,61 +93,74 @@ def make_durable(item: CommitItem) -> bool:
 class GroupCommitter:
     """Makes queue files durable, each message in one thread of a pool, with no batch barrier.
 
-    Concurrent fsyncs (of the files and of incoming/) are merged by the file system journal into
-    shared commits: that is the group commit, and a message never waits for a batch ahead of it.
+    Each thread creates, writes, fsyncs and renames its message; then incoming/ is fsynced once
+    for every rename done before that fsync started (a message whose rename an fsync in progress
+    may have missed waits for the next one, which one of the waiting threads starts). Concurrent
+    fsyncs of the files are merged by the file system journal into shared commits.
     """
 
-    def __init__(self, incoming: Path, threads: int = 16) -> None:
+    def __init__(self, incoming: Path, threads: int = 32) -> None:
         self.incoming = incoming
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cleanup-commit")
         self._dir_fd = -1   # incoming/, opened once: two syscalls (GIL hand-offs) less a message
-        self._dir_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._renamed = 0   # renames into incoming/ so far (a sequence number)
+        self._synced = 0    # every rename up to this number is durable (or failed, see below)
+        self._syncing = False
+        self._failures: list[tuple[int, int, OSError]] = []  # (after, up to, error) of failed fsyncs
 
     async def commit(self, item: CommitItem) -> None:
         """Make `item` durable in incoming/ (file and directory fsynced); raises its OSError."""
-        import time as _t  # TEMPPROF
-        t0 = _t.perf_counter()  # TEMPPROF
         await asyncio.wrap_future(self.pool.submit(self._commit_one, item))
-        _TIMES.append((_t.perf_counter() - t0, item.t_work))  # TEMPPROF
-        if len(_TIMES) >= 1000:  # TEMPPROF
-            a = sorted(x for x, _ in _TIMES); b = sorted(y for _, y in _TIMES)
-            _LOG.warning(f"TEMPPROF n={len(a)} total p50={a[len(a)//2]*1e3:.2f} p90={a[int(len(a)*.9)]*1e3:.2f} work p50={b[len(b)//2]*1e3:.2f} p90={b[int(len(b)*.9)]*1e3:.2f}")
-            _TIMES.clear()
         if item.error is not None:
             raise item.error
 
     def _commit_one(self, item: CommitItem) -> None:
-        import time as _t  # TEMPPROF
-        t0 = _t.perf_counter()  # TEMPPROF
-        try:
-            self._commit_one_x(item)
-        finally:
-            item.t_work = _t.perf_counter() - t0  # TEMPPROF
-
-    def _commit_one_x(self, item: CommitItem) -> None:
         if not make_durable(item):
             return
-        try:
-            os.fsync(self._incoming_fd())
-        except OSError as exc:
-            item.error = exc
+        with self._cond:
+            self._renamed += 1
+            seq = self._renamed
+        error = self._sync_directory(seq)
+        if error is not None:
+            item.error = error
             _unlink(item.target)
 
+    def _sync_directory(self, seq: int) -> OSError | None:
+        """Return once an fsync of incoming/ that started after rename number `seq` has ended;
+        its error, if it failed."""
+        with self._cond:
+            while self._synced < seq:
+                if self._syncing:
+                    self._cond.wait()
+                    continue
+                self._syncing = True
+                after, upto = self._synced, self._renamed
+                self._cond.release()
+                error = None
+                try:
+                    os.fsync(self._incoming_fd())
+                except OSError as exc:
+                    error = exc
+                finally:
+                    self._cond.acquire()
+                if error is not None:
+                    self._failures = self._failures[-63:] + [(after, upto, error)]
+                self._synced, self._syncing = upto, False
+                self._cond.notify_all()
+            for after, upto, error in self._failures:
+                if after < seq <= upto:
+                    return error
+        return None
+
     def _incoming_fd(self) -> int:
-        with self._dir_lock:
-            if self._dir_fd < 0:
-                self._dir_fd = os.open(self.incoming, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            return self._dir_fd
+        if self._dir_fd < 0:   # called by the one thread that is syncing
+            self._dir_fd = os.open(self.incoming, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return self._dir_fd
 
     def close(self) -> None:
         """Stop the commit threads (waits for the commits in progress)."""
         self.pool.shutdown(wait=True)
-        if _TIMES:  # TEMPPROF
-            import statistics
-            a = sorted(x for x, _ in _TIMES); b = sorted(y for _, y in _TIMES)
-            with open(f"/tmp/mtawork/commit_{os.getpid()}.txt", "w") as f:
-                f.write(f"n={len(a)} total p50={a[len(a)//2]*1e3:.2f} p90={a[int(len(a)*.9)]*1e3:.2f} work p50={b[len(b)//2]*1e3:.2f} p90={b[int(len(b)*.9)]*1e3:.2f}\n")
-        with self._dir_lock:
-            if self._dir_fd >= 0:
-                os.close(self._dir_fd)
-                self._dir_fd = -1
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+            self._dir_fd = -1

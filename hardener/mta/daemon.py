@@ -208,9 +208,14 @@ def _event_loop_policy() -> None:
 
 
 def _preload_modules() -> None:
-    """Import what the session code imports lazily, while the files are certainly readable."""
+    """Import what the session code and the qmgr child import lazily, while the files are
+    certainly readable (after the privilege drop the interpreter's own library may not be).
+    After the pickup helper's fork: it needs none of these."""
     import hardener.mta.smtpd  # noqa: F401
     import hardener.mta.smtpd_stream  # noqa: F401  (imported inside cmd_data)
+    from hardener.mta.delivery.nexthop import _dns
+
+    _dns()  # dnspython, for MX lookups in the qmgr child (~5 MB the pickup helper does without)
 
 
 async def _run(settings: MtaSettings, layout: QueueLayout, cleanup: Cleanup, ctx,

@@ -18,10 +18,6 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
-import dns.asyncresolver
-import dns.exception
-import dns.resolver
-
 from hardener.mta.delivery.smtp_client import HopError
 
 
@@ -73,6 +69,16 @@ def _is_ip(host: str) -> bool:
         return False
 
 
+def _dns():
+    """dnspython, imported at the first DNS lookup: about 5 MB in every process of the daemon
+    otherwise (smtpd, pickup and a qmgr whose next hops are all [bracketed] never need it)."""
+    import dns.asyncresolver
+    import dns.exception
+    import dns.resolver
+
+    return dns
+
+
 class NextHopResolver:
     """Turns a next-hop string into the servers to try, in order.
 
@@ -82,12 +88,22 @@ class NextHopResolver:
 
     def __init__(self, *, nameservers: list[str] | None = None, dns_port: int = 53,
                  mx_address_limit: int = 5, timeout: float = 10.0) -> None:
-        self._resolver = dns.asyncresolver.Resolver(configure=nameservers is None)
-        if nameservers is not None:
-            self._resolver.nameservers = list(nameservers)
-            self._resolver.port = dns_port
-        self._resolver.lifetime = timeout
+        self._nameservers = nameservers
+        self._dns_port = dns_port
+        self._timeout = timeout
+        self._dns_resolver = None
         self.mx_address_limit = mx_address_limit
+
+    @property
+    def _resolver(self):
+        if self._dns_resolver is None:
+            resolver = _dns().asyncresolver.Resolver(configure=self._nameservers is None)
+            if self._nameservers is not None:
+                resolver.nameservers = list(self._nameservers)
+                resolver.port = self._dns_port
+            resolver.lifetime = self._timeout
+            self._dns_resolver = resolver
+        return self._dns_resolver
 
     async def resolve(self, nexthop: str) -> list[Hop]:
         """All servers for `nexthop` (a list form is tried in order); HopError when there is none."""
@@ -114,6 +130,7 @@ class NextHopResolver:
         raise HopError(f"no next-hop server for {nexthop!r}", "4.4.4")
 
     async def _mx_hops(self, domain: str, port: int) -> list[Hop]:
+        dns = _dns()
         try:
             answer = await self._resolver.resolve(domain, "MX")
         except dns.resolver.NoAnswer:
@@ -154,6 +171,7 @@ class NextHopResolver:
                 return sorted({info[4][0] for info in infos})
             except OSError:
                 pass
+        dns = _dns()
         try:
             answer = await self._resolver.resolve(name, "A")
         except dns.resolver.NXDOMAIN:
