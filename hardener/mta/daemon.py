@@ -211,8 +211,17 @@ def _preload_modules() -> None:
     """Import what the session code and the qmgr child import lazily, while the files are
     certainly readable (after the privilege drop the interpreter's own library may not be).
     After the pickup helper's fork: it needs none of these."""
-    import hardener.mta.smtpd  # noqa: F401
-    import hardener.mta.smtpd_stream  # noqa: F401  (imported inside cmd_data)
+    import importlib
+    import pkgutil
+
+    import hardener.mta
+    import hardener.postfix
+
+    # Every daemon module, not a hand-kept list: a checkout under a directory the mail owner cannot
+    # read (e.g. /root, mode 0700) must not break a lazy import in the qmgr child after the drop.
+    for package in (hardener.mta, hardener.postfix):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            importlib.import_module(info.name)
     from hardener.mta.delivery.nexthop import _dns
 
     _dns()  # dnspython, for MX lookups in the qmgr child (~5 MB the pickup helper does without)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from hardener.mta.queue_state import QueueState
+from tests.fixtures.unprivileged import skip_unless_nobody_can_run
 
 NO_TLS = {"smtp_tls_security_level": "none"}
 
@@ -115,6 +116,7 @@ def test_5xx_next_hop_gives_a_dsn_to_the_sender(mta_factory, smtp_sink_factory):
 
 
 def test_sendmail_through_pickup_to_the_relay(mta_factory, smtp_sink_factory):
+    skip_unless_nobody_can_run()
     sink = smtp_sink_factory()
     mta = mta_factory({**NO_TLS, "relayhost": f"[{sink.address}]:{sink.port}"})
     cmd = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",

@@ -19,6 +19,7 @@ from hardener.mta.cleanup import Cleanup, CleanupSettings
 from hardener.mta.pickup import Pickup, new_maildrop_name, write_maildrop_header
 from hardener.mta.queue_file import parse_bytes
 from hardener.mta.queue_layout import QueueLayout
+from tests.fixtures.unprivileged import skip_unless_nobody_can_run
 
 
 @pytest.fixture
@@ -37,6 +38,7 @@ def queue():
 def _sendmail(config: Path, args: list[str], stdin: bytes, user: str | None = "nobody"):
     cmd = [sys.executable, "-m", "hardener", "sendmail", "-C", str(config), *args]
     if user:
+        skip_unless_nobody_can_run()
         cmd = ["setpriv", "--reuid", user, "--regid", "nogroup", "--clear-groups", *cmd]
     return subprocess.run(cmd, input=stdin, capture_output=True, timeout=30,
                           cwd="/", env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
