@@ -21,7 +21,8 @@ from pathlib import Path
 from hardener.errors import ConfigError
 from hardener.mta import maillog
 from hardener.mta.cleanup import Cleanup, CleanupSettings
-from hardener.mta.privileges import bind_listeners, drop_privileges, owner_ids
+from hardener.mta.privileges import (bind_listeners, drop_privileges, owner_ids,
+                                      set_parent_death_signal)
 from hardener.mta.queue_layout import QueueLayout, QueueLayoutError
 from hardener.mta.settings import MtaSettings, load_settings
 
@@ -125,7 +126,7 @@ def _start_pickup_helper(settings: MtaSettings, layout: QueueLayout,
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        _set_parent_death_signal()
+        set_parent_death_signal()
 
         async def run() -> None:
             cleanup = Cleanup(layout, CleanupSettings(settings.myhostname, settings.myorigin),
@@ -143,16 +144,6 @@ def _start_pickup_helper(settings: MtaSettings, layout: QueueLayout,
         code = 1
     finally:
         os._exit(code)
-
-
-def _set_parent_death_signal() -> None:
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def serve(config_dir: str | os.PathLike[str]) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import signal
 import socket
 from collections.abc import Callable, Iterable
 
@@ -94,3 +95,15 @@ def drop_privileges(user: str, *, chroot: str | None = None,
     if post_jail is not None:
         post_jail()
     return True
+
+
+def set_parent_death_signal() -> None:
+    """Ask the kernel to send this (child) process SIGTERM when its parent dies (Linux prctl),
+    so a helper never outlives the daemon that forked it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass

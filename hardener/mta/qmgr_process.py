@@ -19,20 +19,11 @@ import signal
 from collections.abc import Callable
 
 from hardener.mta.maillog import get_logger
+from hardener.mta.privileges import set_parent_death_signal
 
 log = get_logger("master")
 
 _STOP_GRACE = 5.0
-
-
-def _set_parent_death_signal() -> None:
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class QmgrProcess:
@@ -142,7 +133,7 @@ class QmgrProcess:
 # -- child side --------------------------------------------------------------------------------
 def _child_main(make_qmgr: Callable[[], object], rfd: int) -> None:
     """Body of the child: a fresh event loop running one QueueManager."""
-    _set_parent_death_signal()
+    set_parent_death_signal()
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
