@@ -60,7 +60,24 @@ def check_address(address: str, what: str) -> str:
         raise MaildropError(f"{what} address too long")
     if any(ord(c) < 32 or ord(c) == 127 for c in address) or "<" in address or ">" in address:
         raise MaildropError(f"{what} address {address[:60]!r} contains forbidden characters")
+    if any(c.isspace() for c in _outside_quotes(address)):
+        raise MaildropError(f"{what} address {address[:60]!r} has a space outside quotes")
     return address
+
+
+def _outside_quotes(address: str) -> str:
+    """The characters of an address that are not inside a "quoted" local part."""
+    out, quoted, escaped = [], False, False
+    for c in address:
+        if escaped:
+            escaped = False
+        elif c == "\\" and quoted:
+            escaped = True
+        elif c == '"':
+            quoted = not quoted
+        elif not quoted:
+            out.append(c)
+    return "".join(out)
 
 
 def write_maildrop_header(sender: str, recipients: list[str], full_name: str | None) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import Callable
 
 from hardener.mta.maillog import get_logger
@@ -24,6 +25,8 @@ from hardener.mta.privileges import set_parent_death_signal
 log = get_logger("master")
 
 _STOP_GRACE = 5.0
+_HEALTHY_AFTER = 30.0       # a child that ran this long resets the restart delay
+_MAX_RESTART_DELAY = 60.0
 
 
 class QmgrProcess:
@@ -63,7 +66,11 @@ class QmgrProcess:
             pass
 
     async def run(self) -> None:
-        """Supervise the child: restart it if it dies while the daemon runs."""
+        """Supervise the child: restart it if it dies while the daemon runs. A child that keeps
+        dying soon after its start is restarted with a doubling delay (1 s up to 60 s), as
+        Postfix's master throttles a broken service instead of forking it in a tight loop."""
+        delay = 1.0
+        started = time.monotonic()
         while not self._stopping:
             await asyncio.sleep(1.0)
             if self._stopping or not self.pid:
@@ -73,9 +80,17 @@ class QmgrProcess:
             except ChildProcessError:
                 pid, status = self.pid, 0
             if pid and not self._stopping:
-                log.warning(f"qmgr process {self.pid} exited (status {status}); restarting it")
+                lived = time.monotonic() - started
+                delay = 1.0 if lived > _HEALTHY_AFTER else min(delay * 2, _MAX_RESTART_DELAY)
+                log.warning(f"qmgr process {self.pid} exited (status {status}) after {lived:.0f}s; "
+                            f"restarting it in {delay:.0f}s")
                 self._close_pipe()
+                self.pid = 0
+                await asyncio.sleep(delay - 1.0)
+                if self._stopping:
+                    break
                 self._fork()
+                started = time.monotonic()
 
     async def stop(self, grace: float = _STOP_GRACE) -> None:
         """SIGTERM the child and wait for it (SIGKILL after `grace` + 2 seconds)."""

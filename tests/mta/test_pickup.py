@@ -135,3 +135,15 @@ def test_pickup_refuses_garbage_and_oversize(queue):
     assert layout.list("incoming") == []
     assert len(os.listdir(layout.dir("corrupt"))) == 4
     assert os.listdir(layout.dir("maildrop")) == []
+
+
+def test_sendmail_refuses_a_recipient_with_an_unquoted_space(queue):
+    base, layout = queue
+    done = _sendmail(base, ["bad address@@x.example"], b"Subject: x\n\nhi\n", user=None)
+    assert done.returncode != 0
+    err = done.stderr.decode()
+    assert len(err.strip().splitlines()) == 1 and "space outside quotes" in err, err
+    assert layout.list("maildrop") == []
+    # a quoted local part may hold a space
+    ok = _sendmail(base, ['"john smith"@x.example'], b"Subject: x\n\nhi\n", user=None)
+    assert ok.returncode == 0, ok.stderr
