@@ -297,11 +297,17 @@ def parse_main_cf(text: str, filename: str = "main.cf", *, strict: bool = True,
 def load_main_cf(path: str | Path, overrides: dict[str, str] | None = None, *,
                  strict: bool = True) -> MainCf:
     """Read main.cf from a file, or from a directory holding main.cf; overrides act like postconf -o."""
+    path, text = read_config_file(path, "main.cf")
+    return parse_main_cf(text, str(path), strict=strict, overrides=overrides, path=path.resolve())
+
+
+def read_config_file(path: str | Path, name: str) -> tuple[Path, str]:
+    """(file path, text) of `path`, or of `path/name` when path is a directory; ConfigError naming
+    the file when it cannot be read. Bytes that are not UTF-8 survive as surrogate escapes."""
     path = Path(path)
     if path.is_dir():
-        path = path / "main.cf"
+        path = path / name
     try:
-        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+        return path, path.read_bytes().decode("utf-8", errors="surrogateescape")
     except OSError as exc:
-        raise ConfigError(f"cannot read main.cf: {exc.strerror or exc}", file=str(path)) from None
-    return parse_main_cf(text, str(path), strict=strict, overrides=overrides, path=path.resolve())
+        raise ConfigError(f"cannot read {name}: {exc.strerror or exc}", file=str(path)) from None

@@ -18,7 +18,8 @@ from pathlib import Path
 from hardener.errors import ConfigError
 from hardener.postfix.defaults import protocol_families
 from hardener.postfix.interfaces import own_interfaces
-from hardener.postfix.maincf import WHITESPACE, MainCf, read_logical_lines, split_name_value
+from hardener.postfix.maincf import (WHITESPACE, MainCf, read_config_file, read_logical_lines,
+                                      split_name_value)
 from hardener.report.model import Location
 
 WILDCARDS = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
@@ -245,13 +246,7 @@ def _options(args: list[str], filename: str, line: int) -> dict[str, str]:
 def load_master_cf(path: str | Path, main_cf: MainCf | None = None, *,
                    strict: bool = True) -> MasterCf:
     """Read master.cf from a file, or from a directory holding master.cf."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "master.cf"
-    try:
-        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    except OSError as exc:
-        raise ConfigError(f"cannot read master.cf: {exc.strerror or exc}", file=str(path)) from None
+    path, text = read_config_file(path, "master.cf")
     master = parse_master_cf(text, str(path), main_cf=main_cf, strict=strict)
     master.path = path.resolve()
     return master
