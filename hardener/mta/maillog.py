@@ -3,8 +3,11 @@
     Nov 25 17:26:43 mx hardener/smtpd[1234]: connect from client.example[192.0.2.1]
 
 Destinations (any combination): a file (main.cf maillog_file), syslog (/dev/log, facility mail),
-stderr. Every component gets its logger with `get_logger("smtpd")`; `configure()` is called once by
-the daemon. Warnings are logged as "warning: ...", as Postfix does, so log tools count them.
+stderr. Each gets the time stamp its reader expects: a file and stderr get what Postfix's postlogd
+writes to maillog_file (`Dec 07 23:09:14`, day zero-padded); syslog gets the RFC 3164 stamp glibc's
+syslog(3) sends (`Dec  7 23:09:14`, day space-padded), so the syslog daemon parses it. Month names are
+always English (Postfix's daemons run in the C locale), whatever the locale of the process.
+Every component gets its logger with `get_logger("smtpd")`; `configure()` is called once by the daemon. Warnings are logged as "warning: ...", as Postfix does, so log tools count them.
 
 SECURITY: logs text that came from the network (addresses, HELO names); `_clean()` replaces control
 characters so a client cannot forge log lines.
@@ -18,12 +21,25 @@ import socket
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import Callable, TextIO
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _FACILITY_MAIL = 2 << 3
 FLUSH_INTERVAL = 0.05  # seconds: batched info lines reach the file at most this late
 _SEVERITY = {"info": 6, "warning": 4, "error": 3, "fatal": 2, "panic": 0}
+
+Clock = Callable[[], float]
+
+
+def format_stamp(moment: float, destination: str = "file") -> str:
+    """The time stamp of a log line written at `moment` (seconds since the epoch, local time).
+
+    destination "file" (maillog_file, stderr): Postfix's postlogd form, `Dec 07 23:09:14`;
+    "syslog": the RFC 3164 form glibc's syslog(3) sends, `Dec  7 23:09:14`.
+    """
+    tm = time.localtime(moment)
+    day = f"{tm.tm_mday:2d}" if destination == "syslog" else f"{tm.tm_mday:02d}"
+    return f"{_MONTHS[tm.tm_mon - 1]} {day} {tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
 
 
 class _Sink:
@@ -40,8 +56,10 @@ class _Sink:
         self.batched = False
         self._flush_pending = False
         self._last_flush = float("-inf")
+        self.clock: Clock = time.time
         self._stamp_second = -1
-        self._stamp_text = ""
+        self._stamp_file = ""
+        self._stamp_syslog = ""
 
     def _defer_flush(self) -> bool:
         """Schedule a flush: at the end of this event-loop iteration, but no sooner than
@@ -74,17 +92,17 @@ class _Sink:
                 except OSError:
                     pass
 
-    def _stamp(self) -> str:
-        now = int(time.time())
-        if now != self._stamp_second:   # one localtime() per second, not per line
-            tm = time.localtime(now)
+    def _stamps(self) -> tuple[str, str]:
+        """(file stamp, syslog stamp) for now; localtime() once per second, not per line."""
+        now = int(self.clock())
+        if now != self._stamp_second:
             self._stamp_second = now
-            self._stamp_text = (f"{_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} "
-                                f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}")
-        return self._stamp_text
+            self._stamp_file = format_stamp(now, "file")
+            self._stamp_syslog = format_stamp(now, "syslog")
+        return self._stamp_file, self._stamp_syslog
 
     def emit(self, component: str, severity: str, text: str) -> None:
-        stamp = self._stamp()
+        stamp, syslog_stamp = self._stamps()
         tag = f"{self.syslog_name}/{component}[{os.getpid()}]"
         line = f"{stamp} {self.hostname} {tag}: {text}"
         with self.lock:
@@ -105,7 +123,7 @@ class _Sink:
                     pass
             if self.syslog_sock is not None:
                 pri = _FACILITY_MAIL | _SEVERITY.get(severity, 6)
-                msg = f"<{pri}>{stamp} {tag}: {text}".encode("utf-8", "replace")
+                msg = f"<{pri}>{syslog_stamp} {tag}: {text}".encode("utf-8", "replace")
                 try:
                     self.syslog_sock.send(msg)
                 except OSError:
@@ -152,8 +170,11 @@ def get_logger(component: str) -> MailLog:
 
 def configure(*, maillog_file: str | None = None, use_syslog: bool = False,
               use_stderr: bool = False, hostname: str | None = None,
-              syslog_name: str = "hardener") -> None:
+              syslog_name: str = "hardener", clock: Clock | None = None,
+              syslog_socket: str = "/dev/log") -> None:
     """Set where log lines go. Re-callable (reload); opens the file in append mode.
+
+    `clock` (seconds since the epoch) replaces time.time for the stamps: tests pass a fixed one.
 
     The file is opened before the privilege drop, so it may stay root-owned.
     """
@@ -168,7 +189,7 @@ def configure(*, maillog_file: str | None = None, use_syslog: bool = False,
         if use_syslog and _sink.syslog_sock is None:
             try:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                sock.connect("/dev/log")
+                sock.connect(syslog_socket)
                 _sink.syslog_sock = sock
             except OSError:
                 _sink.syslog_sock = None
@@ -178,6 +199,9 @@ def configure(*, maillog_file: str | None = None, use_syslog: bool = False,
         if hostname:
             _sink.hostname = hostname.split(".")[0]
         _sink.syslog_name = syslog_name
+        if clock is not None:
+            _sink.clock = clock
+            _sink._stamp_second = -1
 
 
 def set_batched(batched: bool) -> None:
