@@ -7,7 +7,8 @@ stderr. Each gets the time stamp its reader expects: a file and stderr get what 
 writes to maillog_file (`Dec 07 23:09:14`, day zero-padded); syslog gets the RFC 3164 stamp glibc's
 syslog(3) sends (`Dec  7 23:09:14`, day space-padded), so the syslog daemon parses it. Month names are
 always English (Postfix's daemons run in the C locale), whatever the locale of the process.
-Every component gets its logger with `get_logger("smtpd")`; `configure()` is called once by the daemon. Warnings are logged as "warning: ...", as Postfix does, so log tools count them.
+Every component gets its logger with `get_logger("smtpd")`; `configure()` is called once by the
+daemon. Warnings are logged as "warning: ...", as Postfix does, so log tools count them.
 
 SECURITY: logs text that came from the network (addresses, HELO names); `_clean()` replaces control
 characters so a client cannot forge log lines.
