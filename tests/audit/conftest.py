@@ -3,13 +3,12 @@
 Addresses: several pytest sessions (other helpers, CI jobs) may run on this machine at once, and
 tests/fixtures/net.py numbers its addresses from the same start in every process. The audit tests
 therefore take servers from 127.77.P.0/24 and vantage points from 127.78.P.0/24 and 127.79.P.0/24,
-P derived from the process id, and add/remove only what they add.
+P a block this process claims (tests/fixtures/address_block.py), and add/remove only what they add.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,14 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.address_block import claim_block
+
 
 class AuditAddresses:
     """Distinct loopback addresses for this test process."""
 
     def __init__(self) -> None:
-        self.block = os.getpid() % 200 + 20
+        self.block = claim_block("audit", 200) + 20
         self._next = {77: 10, 78: 10, 79: 10}
         self._added: list[str] = []
 
