@@ -4,18 +4,23 @@ Postfix offers STARTTLS when smtpd_tls_security_level is may or encrypt (or, wit
 empty, the legacy smtpd_use_tls / smtpd_enforce_tls) *and* a certificate is configured; without a
 certificate it logs a warning and offers nothing. At level encrypt it uses
 smtpd_tls_mandatory_protocols, otherwise smtpd_tls_protocols (smtpd.c), so only the list in force
-is judged. The certificate itself is checked in hardener.lint.certs.
+is judged, read by hardener.postfix.tls_protocols (every form Postfix accepts: >=/<= bounds, names,
+! exclusions, hex versions). A list Postfix refuses, or one that leaves no protocol version, makes
+STARTTLS useless: that is starttls-missing, as the audit sees it. The certificate itself is checked
+in hardener.lint.certs.
 """
 
 from __future__ import annotations
 
-import re
-
 from hardener.lint.base import LintContext, finding
+from hardener.postfix.tls_protocols import (
+    LIBRARY_PROTOCOLS,
+    InvalidProtocolList,
+    server_protocols,
+    weak,
+)
 from hardener.report.model import Finding
 
-PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
-WEAK = ("SSLv3", "TLSv1", "TLSv1.1")
 CERT_PARAMETERS = ("smtpd_tls_chain_files", "smtpd_tls_cert_file", "smtpd_tls_eccert_file",
                    "smtpd_tls_dcert_file")
 
@@ -59,60 +64,61 @@ def check_starttls(ctx: LintContext) -> list[Finding]:
                         f"{ctx.describe(name)} but no certificate is configured (smtpd_tls_chain_files "
                         f"and smtpd_tls_cert_file are empty): Postfix logs 'No server certs available. "
                         f"TLS won't be enabled' and offers no STARTTLS")]
+    return _unusable_tls(ctx, level)
+
+
+def protocol_parameter(ctx: LintContext) -> str:
+    """The protocol list smtpd uses: the mandatory one at level encrypt, else smtpd_tls_protocols."""
+    level, _ = security_level(ctx)
+    return "smtpd_tls_mandatory_protocols" if level == "encrypt" else "smtpd_tls_protocols"
+
+
+def accepted_protocols(ctx: LintContext) -> tuple[str, ...]:
+    """The TLS versions smtpd accepts after STARTTLS (hardener.postfix.tls_protocols.server_protocols
+    of the list in force); InvalidProtocolList when Postfix refuses that list."""
+    return server_protocols(ctx.value(protocol_parameter(ctx)))
+
+
+def _unusable_tls(ctx: LintContext, level: str) -> list[Finding]:
+    """starttls-missing for a protocol list in force that leaves STARTTLS without a working TLS."""
+    name = protocol_parameter(ctx)
+    try:
+        accepted = accepted_protocols(ctx)
+    except InvalidProtocolList as exc:
+        return [finding(ctx, "starttls-missing", name,
+                        f"{ctx.describe(name)} is in force at level {level} and is not a valid "
+                        f"protocol list ({exc}): Postfix logs 'Invalid TLS protocol list' and "
+                        f"disables TLS, STARTTLS is answered 454")]
+    if not accepted:
+        return [finding(ctx, "starttls-missing", name,
+                        f"{ctx.describe(name)} is in force at level {level} and leaves no protocol "
+                        f"version the TLS library can do ({', '.join(LIBRARY_PROTOCOLS)}): every "
+                        f"TLS handshake after STARTTLS fails")]
     return []
 
 
-def enabled_protocols(spec: str) -> tuple[list[str], list[str]]:
-    """(protocols a Postfix protocol list enables, names it does not know) for e.g. '>=TLSv1.2'."""
-    include: set[str] = set()
-    exclude: set[str] = set()
-    low, high = 0, len(PROTOCOLS) - 1
-    unknown = []
-    index = {p.lower(): i for i, p in enumerate(PROTOCOLS)}
-    for item in re.split(r"[\s,:]+", spec.strip()):
-        if not item:
-            continue
-        match = re.match(r"^(!|>=|<=)?(.+)$", item)
-        op, name = match.groups() if match else ("", item)
-        if name.lower() not in index:
-            unknown.append(item)
-            continue
-        position = index[name.lower()]
-        if op == "!":
-            exclude.add(PROTOCOLS[position])
-        elif op == ">=":
-            low = max(low, position)
-        elif op == "<=":
-            high = min(high, position)
-        else:
-            include.add(PROTOCOLS[position])
-    base = include or set(PROTOCOLS) - {"SSLv2", "SSLv3"}  # OpenSSL 3 builds have neither
-    enabled = [p for p in PROTOCOLS if p in base and low <= PROTOCOLS.index(p) <= high
-               and p not in exclude and p != "SSLv2"]
-    return enabled, unknown
-
-
 def check_weak_protocols(ctx: LintContext) -> list[Finding]:
-    """tls-weak-protocol: the protocol list in force accepts SSLv3, TLSv1 or TLSv1.1."""
+    """tls-weak-protocol: the protocol list in force accepts SSL, TLSv1 or TLSv1.1."""
     if not tls_offered(ctx):
         return []
     level, _ = security_level(ctx)
-    name = "smtpd_tls_mandatory_protocols" if level == "encrypt" else "smtpd_tls_protocols"
-    enabled, unknown = enabled_protocols(ctx.value(name))
-    weak = [p for p in enabled if p in WEAK]
-    if not weak:
+    name = protocol_parameter(ctx)
+    try:
+        found = weak(accepted_protocols(ctx))
+    except InvalidProtocolList:
+        return []   # no TLS at all: starttls-missing says so
+    if not found:
         return []
-    note = f" (unknown names ignored: {', '.join(unknown)})" if unknown else ""
     return [finding(ctx, "tls-weak-protocol", name,
                     f"{ctx.describe(name)} is in force at level {level} and accepts "
-                    f"{', '.join(weak)}{note}")]
+                    f"{', '.join(found)}")]
 
 
 def check_auth_plaintext(ctx: LintContext) -> list[Finding]:
     """auth-plaintext: SASL AUTH on, smtpd_tls_auth_only no, and TLS optional."""
     if not ctx.flag("smtpd_sasl_auth_enable") or ctx.flag("smtpd_tls_auth_only"):
         return []
-    level, level_name = security_level(ctx)
+    level, _ = security_level(ctx)
     if level == "encrypt":
         return []  # the client must STARTTLS before any AUTH
     return [finding(ctx, "auth-plaintext", "smtpd_tls_auth_only",

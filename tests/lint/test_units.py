@@ -1,4 +1,5 @@
-"""Small pieces of lint: protocol lists, restriction evaluation, banner words, certificate names."""
+"""Small pieces of lint: restriction evaluation, banner words, certificate names (protocol lists:
+tests/postfix/test_tls_protocols.py)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,6 @@ import pytest
 from hardener.lint.banner import leaks
 from hardener.lint.certs import name_matches
 from hardener.lint.restrictions import Outcome, Scenario, evaluate, has_required
-from hardener.lint.tls import enabled_protocols
-
-
-@pytest.mark.parametrize("spec, enabled", [
-    (">=TLSv1", ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]),     # Postfix 3.7's default
-    (">=TLSv1.2", ["TLSv1.2", "TLSv1.3"]),
-    ("!SSLv2, !SSLv3", ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]),
-    ("!SSLv2 !SSLv3 !TLSv1 !TLSv1.1", ["TLSv1.2", "TLSv1.3"]),
-    ("TLSv1.2:TLSv1.3", ["TLSv1.2", "TLSv1.3"]),
-    (">=TLSv1.1 <=TLSv1.2", ["TLSv1.1", "TLSv1.2"]),
-    ("", ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]),
-])
-def test_enabled_protocols(spec: str, enabled: list[str]) -> None:
-    assert enabled_protocols(spec) == (enabled, [])
-
-
-def test_unknown_protocol_names_are_reported() -> None:
-    assert enabled_protocols(">=TLSv1.2, TLSv9")[1] == ["TLSv9"]
 
 
 @pytest.mark.parametrize("tokens, outcome, token", [
