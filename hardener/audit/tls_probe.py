@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 
 from hardener.audit.probe import Probe, ProbeError, Reply, TLSFailed
 
-# Weak first, as reported. SSLv3 is usually compiled out of OpenSSL 3; can_offer() finds out.
-WEAK_PROTOCOLS: tuple[tuple[str, ssl.TLSVersion], ...] = (
+# Every version a client can pin, oldest first, named as Postfix names them (hardener.postfix.
+# tls_protocols). SSLv3 is usually compiled out of OpenSSL 3; can_offer() finds out.
+PROBED_PROTOCOLS: tuple[tuple[str, ssl.TLSVersion], ...] = (
     ("SSLv3", ssl.TLSVersion.SSLv3),
-    ("TLSv1.0", ssl.TLSVersion.TLSv1),
+    ("TLSv1", ssl.TLSVersion.TLSv1),
     ("TLSv1.1", ssl.TLSVersion.TLSv1_1),
+    ("TLSv1.2", ssl.TLSVersion.TLSv1_2),
+    ("TLSv1.3", ssl.TLSVersion.TLSv1_3),
 )
 
 _WEAK_CIPHERS = "DEFAULT:@SECLEVEL=0"
@@ -61,7 +64,7 @@ class StartTlsAttempt:
         if isinstance(err, ssl.SSLCertVerificationError) and err.verify_message:
             return f"{err.verify_message} (verify code {err.verify_code})"
         reason = getattr(err, "reason", None)
-        return str(reason) if reason else str(err)
+        return str(reason) if reason else str(err) or type(err).__name__  # ConnectionResetError()
 
     @property
     def verify_code(self) -> int | None:

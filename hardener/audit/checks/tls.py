@@ -4,9 +4,13 @@ What the server advertises in its clear-text EHLO decides starttls-missing and a
 protocol and certificate checks each open new connections (EHLO, STARTTLS, handshake) through the
 context, one at a time, with the audit's --timeout:
 
-- tls-weak-protocol offers SSLv3, TLS 1.0 and TLS 1.1 one at a time with a client that allows them
-  (hardener.audit.tls_probe.protocol_context) and reports the ones the server completed a handshake
-  with. A protocol the local OpenSSL cannot offer is reported as not tested, never as refused.
+- tls-weak-protocol offers each version (SSLv3, TLSv1 ... TLSv1.3) one at a time with a client pinned
+  to it (hardener.audit.tls_probe.protocol_context): the versions that complete a handshake are the
+  set the server accepts, named and judged as lint names and judges the set it computes from main.cf
+  (hardener.postfix.tls_protocols); SSL, TLSv1 or TLSv1.1 among them is the finding. A protocol the
+  local OpenSSL cannot offer is reported as not tested, never as refused. When no version completes
+  a handshake, a server that refuses them all cannot be told from one that breaks after 220 (both
+  end in an alert or a reset, racing each other): both handshake checks are errors, not verdicts.
 - tls-cert-invalid verifies the chain with OpenSSL (system store plus --ca-file) and reads the leaf
   certificate: dates, self-signed, key size, and whether it names the host (the target's host
   name, or the name the server gives in its EHLO reply when the target is an IP address).
@@ -18,6 +22,7 @@ import datetime as dt
 import ipaddress
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
@@ -25,9 +30,16 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 
 from hardener.audit.context import AuditContext
 from hardener.audit.probe import ProbeError, Reply
-from hardener.audit.tls_probe import (WEAK_PROTOCOLS, StartTlsAttempt, StartTlsRefused,
-                                      any_protocol_context, can_offer, protocol_context,
-                                      try_starttls, verifying_context)
+from hardener.audit.tls_probe import (
+    PROBED_PROTOCOLS,
+    StartTlsAttempt,
+    StartTlsRefused,
+    can_offer,
+    protocol_context,
+    try_starttls,
+    verifying_context,
+)
+from hardener.postfix.tls_protocols import weak
 from hardener.report.model import Finding
 
 SLUGS = ("starttls-missing", "auth-plaintext", "tls-weak-protocol", "tls-cert-invalid")
@@ -72,7 +84,8 @@ async def run(ctx: AuditContext) -> None:
     try:
         certificate_attempt = await _attempt(ctx, verifying)
     except StartTlsRefused as exc:
-        # Postfix answers 454 when its certificate cannot be loaded: STARTTLS is not usable.
+        # Postfix answers 454 when its certificate cannot be loaded or its protocol list is
+        # invalid: STARTTLS is not usable.
         ctx.add(Finding.of("starttls-missing", evidence=f"EHLO advertises STARTTLS but {exc}"))
         ctx.failed("starttls-missing")
         _mark_handshake_checks(ctx.skipped, "STARTTLS is refused")
@@ -81,11 +94,18 @@ async def run(ctx: AuditContext) -> None:
         ctx.passed("starttls-missing", "STARTTLS advertised")
         _mark_handshake_checks(ctx.error, f"STARTTLS attempt failed: {exc}")
         return
+    probes = await _probe_protocols(ctx)
+    if not certificate_attempt.handshake_ok and not probes.accepted:
+        # A server that refuses every version and one that breaks after 220 look the same from
+        # here (both end in an alert or a reset, racing each other): no verdict, an error.
+        ctx.passed("starttls-missing", "STARTTLS advertised")
+        ctx.error("tls-weak-protocol", "no TLS handshake succeeded, whatever the protocol; "
+                  + probes.detail)
+        ctx.error("tls-cert-invalid", f"TLS handshake failed: {certificate_attempt.error_text}")
+        return
     ctx.passed("starttls-missing", "STARTTLS advertised")
-    if await _check_certificate(ctx, certificate_attempt):
-        await _check_protocols(ctx)
-    else:
-        ctx.error("tls-weak-protocol", "no TLS handshake succeeded, whatever the protocol")
+    _check_certificate(ctx, certificate_attempt, probes)
+    _judge_protocols(ctx, probes)
 
 
 def _mark_handshake_checks(record: Callable[[str, str], None], detail: str) -> None:
@@ -128,72 +148,85 @@ def _check_auth_plaintext(ctx: AuditContext, caps: dict[str, str]) -> None:
 
 # -- tls-weak-protocol -------------------------------------------------------------------------
 
-async def _check_protocols(ctx: AuditContext) -> None:
-    accepted: list[str] = []
-    refused: list[str] = []
-    untested: list[str] = []
-    errors: list[str] = []
-    for name, version in WEAK_PROTOCOLS:
+@dataclass
+class ProtocolProbes:
+    """What one handshake per protocol version showed: the set the server accepts, in Postfix's
+    names (hardener.postfix.tls_protocols), comparable with what lint computes from main.cf."""
+
+    accepted: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    untested: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    attempts: dict[str, StartTlsAttempt] = field(default_factory=dict)
+
+    @property
+    def detail(self) -> str:
+        """'accepted: ...; refused: ...; not tested (...): ...; could not test: ...'."""
+        notes = []
+        if self.accepted:
+            notes.append("accepted: " + ", ".join(self.accepted))
+        if self.refused:
+            notes.append("refused: " + ", ".join(self.refused))
+        if self.untested:
+            notes.append("not tested (the local OpenSSL cannot offer it): " + ", ".join(self.untested))
+        if self.errors:
+            notes.append("could not test: " + "; ".join(self.errors))
+        return "; ".join(notes)
+
+
+async def _probe_protocols(ctx: AuditContext) -> ProtocolProbes:
+    """One STARTTLS handshake per protocol version (one version offered each time)."""
+    probes = ProtocolProbes()
+    for name, version in PROBED_PROTOCOLS:
         if not can_offer(version):
-            untested.append(name)
+            probes.untested.append(name)
             continue
         try:
             attempt = await _attempt(ctx, protocol_context(version))
         except ProbeError as exc:
-            errors.append(f"{name}: {exc}")
+            probes.errors.append(f"{name}: {exc}")
             continue
-        if attempt.handshake_ok:
-            accepted.append(f"{name} ({attempt.cipher})" if attempt.cipher else name)
-        else:
-            refused.append(name)
-    notes = []
-    if refused:
-        notes.append("refused: " + ", ".join(refused))
-    if untested:
-        notes.append("not tested (the local OpenSSL cannot offer it): " + ", ".join(untested))
-    if errors:
-        notes.append("could not test: " + "; ".join(errors))
-    detail = "; ".join(notes)
-    if accepted:
-        ctx.add(Finding.of("tls-weak-protocol",
-                           evidence="STARTTLS handshake completed with " + ", ".join(accepted),
-                           detail=detail))
-        ctx.failed("tls-weak-protocol", detail)
-    elif errors:
-        ctx.error("tls-weak-protocol", detail)
-    elif refused:
-        ctx.passed("tls-weak-protocol", detail)
+        probes.attempts[name] = attempt
+        (probes.accepted if attempt.handshake_ok else probes.refused).append(name)
+    return probes
+
+
+def _judge_protocols(ctx: AuditContext, probes: ProtocolProbes) -> None:
+    found = weak(probes.accepted)
+    if found:
+        ciphers = {name: probes.attempts[name].cipher for name in found}
+        ctx.add(Finding.of("tls-weak-protocol", evidence="STARTTLS handshake completed with " + ", ".join(
+            f"{name} ({ciphers[name]})" if ciphers[name] else name for name in found),
+            detail=probes.detail))
+        ctx.failed("tls-weak-protocol", probes.detail)
+    elif probes.errors:
+        ctx.error("tls-weak-protocol", probes.detail)
+    elif set(weak(probes.refused)):
+        ctx.passed("tls-weak-protocol", probes.detail)
     else:
-        ctx.skipped("tls-weak-protocol", detail)
+        ctx.skipped("tls-weak-protocol", probes.detail)
 
 
 # -- tls-cert-invalid --------------------------------------------------------------------------
 
-async def _check_certificate(ctx: AuditContext, verified: StartTlsAttempt) -> bool:
-    """tls-cert-invalid; returns whether any TLS handshake with the server succeeded."""
+def _check_certificate(ctx: AuditContext, verified: StartTlsAttempt, probes: ProtocolProbes) -> None:
+    """tls-cert-invalid, from the verifying handshake and the leaf any handshake received."""
     # problem kind -> text; the chain verdict first, then what the leaf itself shows (more precise)
     problems: dict[str, str] = {}
     code = getattr(verified.ssl_error, "verify_code", None)
     if not verified.handshake_ok and code is not None:
         kind, text = _VERIFY_PROBLEMS.get(code, ("untrusted", verified.error_text))
         problems[kind] = text
-    leaf = verified.peer_cert_der
+    leaf = verified.peer_cert_der or next(
+        (a.peer_cert_der for a in reversed(probes.attempts.values()) if a.peer_cert_der), None)
     if leaf is None:
-        try:
-            plain = await _attempt(ctx, any_protocol_context())
-        except ProbeError as exc:
-            ctx.error("tls-cert-invalid", f"could not read the certificate: {exc}")
-            return False
-        if not plain.handshake_ok or plain.peer_cert_der is None:
-            reason = plain.error_text or verified.error_text
-            ctx.error("tls-cert-invalid", f"TLS handshake failed: {reason}")
-            return plain.handshake_ok
-        leaf = plain.peer_cert_der
+        ctx.error("tls-cert-invalid", f"could not read the certificate: {verified.error_text}")
+        return
     try:
         cert = x509.load_der_x509_certificate(leaf)
     except ValueError as exc:
         ctx.error("tls-cert-invalid", f"unreadable certificate: {exc}")
-        return True
+        return
     names = expected_names(ctx)
     problems.update(certificate_problems(cert, names))
     if "self-signed" in problems:  # a self-signed leaf is also an untrusted chain: say it once
@@ -206,7 +239,6 @@ async def _check_certificate(ctx: AuditContext, verified: StartTlsAttempt) -> bo
     else:
         checked = f" for {', '.join(names)}" if names else ""
         ctx.passed("tls-cert-invalid", f"certificate {subject} valid{checked}")
-    return True
 
 
 def expected_names(ctx: AuditContext) -> list[str]:
