@@ -1,4 +1,5 @@
-"""Network checks: mynetworks-too-broad, mynetworks-malformed, inet-interfaces-exposed.
+"""Network checks: mynetworks-too-broad, mynetworks-malformed, mynetworks-redundant,
+inet-interfaces-exposed.
 
 Every client in mynetworks may relay anywhere, so its width is a relay question. "Too broad" here:
 a network matching every address, a public range wider than a /24 (IPv4) or /56 (IPv6), anything
@@ -90,21 +91,30 @@ def check_mynetworks_too_broad(ctx: LintContext) -> list[Finding]:
     return found
 
 
-def check_mynetworks_malformed(ctx: LintContext) -> list[Finding]:
-    """mynetworks-malformed: entries Postfix rejects or reads differently from what is written."""
+def _problem_findings(ctx: LintContext, slug: str, redundant: bool) -> list[Finding]:
+    # Only a mynetworks someone wrote: what mynetworks_style derives is Postfix's own doing.
     if not ctx.is_set("mynetworks"):
-        return []
-    problems = list(postfix.mynetworks_problems(ctx.main))
-    if not problems:
         return []
     loc = ctx.location("mynetworks")
     found = []
-    for problem in problems:
+    for problem in postfix.mynetworks_problems(ctx.main):
+        if problem.redundant != redundant:
+            continue
         where = problem.location or loc
-        found.append(finding(ctx, "mynetworks-malformed", "mynetworks",
-                             f"{ctx.describe('mynetworks')}: {problem.message}",
+        found.append(finding(ctx, slug, "mynetworks", f"{ctx.describe('mynetworks')}: {problem.message}",
                              location=Location(str(where.file), where.line)))
     return found
+
+
+def check_mynetworks_malformed(ctx: LintContext) -> list[Finding]:
+    """mynetworks-malformed: entries Postfix rejects or reads differently from what is written."""
+    return _problem_findings(ctx, "mynetworks-malformed", redundant=False)
+
+
+def check_mynetworks_redundant(ctx: LintContext) -> list[Finding]:
+    """mynetworks-redundant (info): entries that never match but whose networks are trusted anyway,
+    such as Debian's [::ffff:127.0.0.0]/104 next to 127.0.0.0/8."""
+    return _problem_findings(ctx, "mynetworks-redundant", redundant=True)
 
 
 def send_only_reasons(ctx: LintContext) -> list[str] | None:
@@ -176,6 +186,7 @@ def check_inet_interfaces_exposed(ctx: LintContext) -> list[Finding]:
 MYNETWORKS_CHECKS = {
     "mynetworks-too-broad": check_mynetworks_too_broad,
     "mynetworks-malformed": check_mynetworks_malformed,
+    "mynetworks-redundant": check_mynetworks_redundant,
 }
 HOST_CHECKS = {"inet-interfaces-exposed": check_inet_interfaces_exposed}
 CHECKS = {**MYNETWORKS_CHECKS, **HOST_CHECKS}

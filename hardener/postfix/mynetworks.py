@@ -11,7 +11,9 @@ Each element (split on whitespace and commas; empty elements vanish) is one of:
   makes Postfix fail the lookup.
 A `#` element starts an unsupported end-of-line comment: Postfix ignores it and everything after it.
 Host names and other text never match (mynetworks compares addresses only). IPv4-mapped IPv6
-networks such as [::ffff:127.0.0.0]/104 never match either: Postfix turns such clients into IPv4.
+networks such as [::ffff:127.0.0.0]/104 never match either: Postfix turns such clients into IPv4
+(checked over XCLIENT). Next to an entry that trusts the same IPv4 network (Debian's default
+main.cf: 127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128) such an entry is merely redundant.
 When mynetworks is unset, mynetworks_style (host, subnet, class) derives it from this machine.
 """
 
@@ -52,6 +54,7 @@ class NetworkProblem:
     reason: str
     rejected: bool                  # True: Postfix fails the lookup (451 4.3.0) or stops
     fatal: bool = False             # True: smtpd exits at startup, no mail is received at all
+    redundant: bool = False         # True: never matches, but what it meant is trusted anyway
 
     @property
     def message(self) -> str:
@@ -123,10 +126,33 @@ def classify(text: str) -> tuple[Network | None, str | None, bool]:
                      "smtpd stops at startup (\"expecting type:name form\"), so no mail is "
                      f"received at all; write [{net.network_address}]/{net.prefixlen}"), True
     if _mapped_v4(net):
-        v4 = ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
-        return net, (f"IPv4-mapped IPv6 network: never matches, Postfix sees such clients as IPv4 "
-                     f"(write {v4})"), False
+        v4 = mapped_equivalent(net)
+        return net, (f"IPv4-mapped IPv6 network: never matches, Postfix sees such clients as IPv4, "
+                     f"so {v4} is not trusted by it (write {v4})"), False
     return net, None, False
+
+
+def mapped_equivalent(net: Network) -> ipaddress.IPv4Network:
+    """The IPv4 network an IPv4-mapped IPv6 network ([::ffff:a.b.c.d]/96+n) stands for."""
+    assert isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped is not None
+    return ipaddress.IPv4Network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
+
+
+def _redundant_mapped(problem: NetworkProblem, net: Network,
+                      entries: list[NetworkEntry]) -> NetworkProblem:
+    """A mapped network whose IPv4 form another entry trusts is merely redundant: smtpd turns
+    ::ffff:a.b.c.d clients into IPv4 first (Debian's main.cf writes [::ffff:127.0.0.0]/104 next
+    to 127.0.0.0/8). Otherwise it stays a problem: what it was meant to trust is not trusted."""
+    v4 = mapped_equivalent(net)
+    cover = next((e for e in entries if not e.negated and isinstance(e.network, ipaddress.IPv4Network)
+                  and v4.subnet_of(e.network)), None)
+    if cover is None:
+        return problem
+    return NetworkProblem(problem.entry, problem.location,
+                          f"redundant: never matches (Postfix sees IPv4-mapped clients as IPv4) "
+                          f"and {cover.text} already trusts them"
+                          + (f" ({v4})" if str(v4) != cover.text else "")
+                          + "; harmless, may be removed", rejected=False, redundant=True)
 
 
 def _elements(cf: MainCf) -> list[_Element]:
@@ -259,6 +285,7 @@ def _read(cf: MainCf) -> tuple[list[NetworkEntry], list[NetworkProblem]]:
         problems += _empty_elements(cf)
     resolved, file_problems = _expand_files(elements, cf.path.parent if cf.path else None)
     problems += file_problems
+    mapped: dict[int, Network] = {}    # index in problems -> its IPv4-mapped network
     for element, negated in resolved:
         text = element.text
         if not text.startswith("[") and ":" in text and parse_spec(text).type.isalnum() \
@@ -270,8 +297,12 @@ def _read(cf: MainCf) -> tuple[list[NetworkEntry], list[NetworkProblem]]:
         net, problem, rejected = classify(text)
         if problem:
             problems.append(_problem(text, element.location, problem, rejected))
+            if net is not None and _mapped_v4(net):
+                mapped[len(problems) - 1] = net
         if net is not None and not rejected:
             entries.append(NetworkEntry(net, text, element.location, negated, element.source))
+    for index, net in mapped.items():
+        problems[index] = _redundant_mapped(problems[index], net, entries)
     return entries, problems
 
 
@@ -333,7 +364,8 @@ def parse_mynetworks(cf: MainCf) -> list[NetworkEntry]:
 
 
 def mynetworks_problems(cf: MainCf) -> list[NetworkProblem]:
-    """Every element Postfix rejects or reads differently from what is written (never raises for them)."""
+    """Every element Postfix rejects, reads differently from what is written, or that is merely
+    redundant (`redundant`: never matches, harmless), in order; never raises for them."""
     try:
         return _read(cf)[1]
     except ConfigError as exc:

@@ -96,3 +96,23 @@ def test_loopback_only_interfaces() -> None:
     loopback = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
     assert all(any(e.network.subnet_of(n) for n in loopback if n.version == e.network.version)
                for e in parse_mynetworks(cf))
+
+
+@pytest.mark.parametrize("value, cover", [
+    ("127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128", "127.0.0.0/8"),   # Debian's default main.cf
+    ("[::ffff:10.1.0.0]/112, 10.0.0.0/8", "10.0.0.0/8 already trusts them (10.1.0.0/16)"),
+])
+def test_mapped_network_next_to_its_ipv4_form_is_redundant(value: str, cover: str) -> None:
+    problem, = mynetworks_problems(parse_main_cf(f"mynetworks = {value}\n"))
+    assert problem.redundant and not problem.rejected
+    assert problem.reason.startswith("redundant: never matches") and cover in problem.reason
+
+
+@pytest.mark.parametrize("value", [
+    "[::ffff:127.0.0.0]/104 [::1]/128",          # IPv4 loopback clients are not trusted at all
+    "!10.0.0.0/8 [::ffff:10.0.0.0]/104",         # a negated entry trusts nothing
+    "192.168.0.0/16 [::ffff:10.0.0.0]/104",
+])
+def test_mapped_network_without_its_ipv4_form_is_a_problem(value: str) -> None:
+    problem, = mynetworks_problems(parse_main_cf(f"mynetworks = {value}\n"))
+    assert not problem.redundant and "write " in problem.reason

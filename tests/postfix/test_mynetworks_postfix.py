@@ -9,6 +9,8 @@ could not read mynetworks). The parser must predict each answer.
 from __future__ import annotations
 
 import smtplib
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +32,25 @@ CASES = [
     ("!10.0.0.5 10.0.0.0/8", "10.0.0.6", "relay"),
     ("10.0.0.0/8,, 192.0.2.0/24,", "192.0.2.1", "relay"),   # empty elements are skipped
     ("[2001:db8::]/32", "IPV6:2001:db8::1", "relay"),
+    ("[::ffff:10.0.0.0]/104", "IPV6:::ffff:10.0.0.1", "denied"),
+    ("[::ffff:10.0.0.0]/104", "10.0.0.1", "denied"),
+    ("10.0.0.0/8", "IPV6:::ffff:10.0.0.1", "relay"),
+    ("127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128", "IPV6:::ffff:127.0.0.1", "relay"),
 ]
+
+
+DEBIAN_DEFAULT = "127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128"   # Debian's postinst writes this
+
+
+def _postconf_default() -> str:
+    """What Postfix itself generates for mynetworks on this host (`postconf -d`: all protocols,
+    mynetworks_style subnet), plus Debian's IPv4-mapped loopback as on a dual-stack Debian host."""
+    generated = subprocess.run(["postconf", "-d", "-h", "mynetworks"], capture_output=True, text=True,
+                               check=True, timeout=60).stdout.split()
+    return " ".join(generated[:1] + ["[::ffff:127.0.0.0]/104"] + generated[1:])
+
+
+GENERATED = [DEBIAN_DEFAULT, _postconf_default()]
 
 
 def _predict(value: str, client: str) -> str:
@@ -51,6 +71,8 @@ def _predict(value: str, client: str) -> str:
         entries = parse_mynetworks(cf)
     import ipaddress
     address = ipaddress.ip_address(client.removeprefix("IPV6:"))
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped   # smtpd turns ::ffff:a.b.c.d clients into IPv4
     for entry in entries:
         if entry.network.version == address.version and address in entry.network:
             return "denied" if entry.negated else "relay"
@@ -64,7 +86,7 @@ def _entries_skipping_errors(cf):
 
 @pytest.fixture(scope="module")
 def server(postfix_module_factory):
-    values = sorted({value for value, _, _ in CASES})
+    values = sorted({value for value, _, _ in CASES} | set(GENERATED))
     inst = postfix_module_factory({
         "smtpd_authorized_xclient_hosts": "127.0.0.0/8",
         "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
@@ -109,3 +131,26 @@ def test_parser_predicts_postfix(server, value: str, client: str, expected: str)
     inst, ports = server
     assert _postfix_answer(inst.address, ports[value], client) == expected
     assert _predict(value, client) == expected
+
+
+@pytest.mark.parametrize("value", GENERATED, ids=["debian-main.cf", "postconf-d"])
+def test_postfix_generated_values_are_at_most_redundant(server, value: str) -> None:
+    """Postfix's own values: smtpd takes them, trusts IPv4 and IPv6 loopback (a mapped client
+    as IPv4), and lint calls the mapped entry redundant (info), never malformed."""
+    inst, ports = server
+    for client in ("127.0.0.1", "IPV6:::1", "IPV6:::ffff:127.0.0.1"):
+        assert _postfix_answer(inst.address, ports[value], client) == "relay"
+        assert _predict(value, client) == "relay"
+    assert _postfix_answer(inst.address, ports[value], "198.51.100.7") == "denied"
+    from hardener.lint.base import LintContext
+    from hardener.lint.networks import (
+        check_mynetworks_malformed,
+        check_mynetworks_redundant,
+    )
+
+    main_cf = parse_main_cf(f"mynetworks = {value}\n", "main.cf")
+    ctx = LintContext(main=main_cf, main_path=Path("main.cf"), master=None, master_path=None)
+    assert check_mynetworks_malformed(ctx) == []
+    redundant, = check_mynetworks_redundant(ctx)
+    assert redundant.effective_severity.label == "info"
+    assert "'[::ffff:127.0.0.0]/104': redundant" in redundant.evidence
