@@ -2,9 +2,11 @@
 
 SECURITY: reads the header block of a queue file (bounded to `header_size_limit` bytes) and text from
 delivery results; everything that came from outside is copied as data into the report, with control
-characters replaced in the human-readable part. Queues the DSN through cleanup only (flagged
-"bounce"), as the null sender, to the original envelope sender. Never answers the null sender and
-never answers a bounce: such failures are logged and dropped, so two MTAs cannot ping-pong bounces.
+characters replaced in the human-readable part. Addresses are written in their external form
+(address_form: quoted local part, printable), so an address cannot add a header or a DSN field.
+Queues the DSN through cleanup only (flagged "bounce"), as the null sender, to the original envelope
+sender. Never answers the null sender and never answers a bounce: such failures are logged and
+dropped, so two MTAs cannot ping-pong bounces.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from hardener.mta.address_form import printable_external
 from hardener.mta.maillog import get_logger
 from hardener.mta.queue_file import Envelope, Recipient
 
@@ -68,6 +71,46 @@ def _clean(text: str) -> str:
     return "".join(c if c.isprintable() else " " for c in text)
 
 
+def _addr(address: str) -> str:
+    """An internal-form address as RFC 5322 / RFC 3464 want it: quoted local part, printable."""
+    return printable_external(address)
+
+
+def _xtext_decode(text: str) -> str | None:
+    """RFC 3461 xtext decoding ("+HH" is the octet HH); None when malformed."""
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "+":
+            hexpart = text[i + 1:i + 3]
+            if len(hexpart) != 2 or not all(h in "0123456789ABCDEFabcdef" for h in hexpart):
+                return None
+            out.append(int(hexpart, 16))
+            i += 3
+            continue
+        if not (33 <= ord(c) <= 126) or c == "=":
+            return None
+        out.append(ord(c))
+        i += 1
+    try:
+        return out.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def original_recipient_field(orcpt: str) -> str | None:
+    """The RFC 3464 Original-Recipient value for a stored ORCPT parameter (`rfc822;xtext`),
+    xtext-decoded as Postfix writes it; None when it is malformed or not printable."""
+    addr_type, sep, value = orcpt.partition(";")
+    decoded = _xtext_decode(value) if sep else None
+    if (decoded is None or not decoded or not addr_type.isascii()
+            or not addr_type.replace("-", "").isalnum()
+            or not all(c.isprintable() for c in decoded)):
+        return None
+    return f"{addr_type};{decoded}"
+
+
 def build_dsn(env: Envelope, failed: list[FailedRecipient], original_headers: bytes, *,
               myhostname: str, now: float | None = None) -> bytes:
     """The DSN message (LF line endings) for `failed` recipients of `env`."""
@@ -76,11 +119,11 @@ def build_dsn(env: Envelope, failed: list[FailedRecipient], original_headers: by
     date = email.utils.formatdate(now, localtime=True)
     message_id = f"<{time.strftime('%Y%m%d%H%M%S', time.gmtime(now))}.{secrets.token_hex(6)}" \
                  f"@{myhostname}>"
-    human = [f"<{_clean(f.address)}>: {_clean(f.reason)}" for f in failed]
+    human = [f"<{_addr(f.address)}>: {_clean(f.reason)}" for f in failed]
     lines = [
         f"From: MAILER-DAEMON@{myhostname} (Mail Delivery System)",
         "Subject: Undelivered Mail Returned to Sender",
-        f"To: {_clean(env.sender)}",
+        f"To: {_addr(env.sender)}",
         "Auto-Submitted: auto-replied",
         "MIME-Version: 1.0",
         "Content-Type: multipart/report; report-type=delivery-status;",
@@ -115,13 +158,14 @@ def build_dsn(env: Envelope, failed: list[FailedRecipient], original_headers: by
         "",
         f"Reporting-MTA: dns; {myhostname}",
         f"X-Postfix-Queue-ID: {env.queue_id}",
-        f"X-Postfix-Sender: rfc822; {_clean(env.sender)}",
+        f"X-Postfix-Sender: rfc822; {_addr(env.sender)}",
         f"Arrival-Date: {email.utils.formatdate(env.arrival, localtime=True)}",
     ]
     for f in failed:
-        lines += ["", f"Final-Recipient: rfc822; {_clean(f.address)}"]
-        if f.orcpt:
-            lines.append(f"Original-Recipient: {_clean(f.orcpt)}")
+        lines += ["", f"Final-Recipient: rfc822; {_addr(f.address)}"]
+        original = original_recipient_field(f.orcpt) if f.orcpt else None
+        if original:
+            lines.append(f"Original-Recipient: {original}")
         lines += ["Action: failed", f"Status: {f.dsn}"]
         if f.remote_mta:
             lines.append(f"Remote-MTA: dns; {_clean(f.remote_mta)}")

@@ -30,6 +30,7 @@ import secrets
 import stat
 import time
 
+from hardener.mta.address_form import AddressError, internalize, printable_external
 from hardener.mta.maillog import get_logger
 from hardener.mta.queue_file import QueueFileError, decode_value, encode_value
 
@@ -55,29 +56,15 @@ def new_maildrop_name() -> str:
 
 
 def check_address(address: str, what: str) -> str:
-    """Refuse addresses no MTA should carry: control characters, spaces outside quotes, too long."""
+    """The internal form of an address a local user gave (address_form.internalize, the same parser
+    smtpd uses); MaildropError with one line saying what is wrong: control characters, a space or
+    special outside quotes, a bad domain, too long."""
     if len(address) > MAX_ADDRESS:
         raise MaildropError(f"{what} address too long")
-    if any(ord(c) < 32 or ord(c) == 127 for c in address) or "<" in address or ">" in address:
-        raise MaildropError(f"{what} address {address[:60]!r} contains forbidden characters")
-    if any(c.isspace() for c in _outside_quotes(address)):
-        raise MaildropError(f"{what} address {address[:60]!r} has a space outside quotes")
-    return address
-
-
-def _outside_quotes(address: str) -> str:
-    """The characters of an address that are not inside a "quoted" local part."""
-    out, quoted, escaped = [], False, False
-    for c in address:
-        if escaped:
-            escaped = False
-        elif c == "\\" and quoted:
-            escaped = True
-        elif c == '"':
-            quoted = not quoted
-        elif not quoted:
-            out.append(c)
-    return "".join(out)
+    try:
+        return internalize(address)
+    except AddressError as exc:
+        raise MaildropError(f"{what} address {exc}") from None
 
 
 def write_maildrop_header(sender: str, recipients: list[str], full_name: str | None) -> bytes:
@@ -232,7 +219,8 @@ class Pickup:
                 except Exception:  # noqa: BLE001
                     pass
                 return 0
-        log.info(f"{qid}: uid={st.st_uid} from=<{sender}>" + (f" ({user})" if user else ""))
+        log.info(f"{qid}: uid={st.st_uid} from=<{printable_external(sender)}>"
+                 + (f" ({user})" if user else ""))
         try:
             os.unlink(path)
         except OSError as exc:

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from hardener.mta.address_form import printable_external
 from hardener.mta.bounce import Bouncer, FailedRecipient
 from hardener.mta.delivery.result import (BOUNCED, DEFERRED, SENT, AttemptReport,
                                           DeliveryRequest, Destination, RecipientResult)
@@ -250,8 +251,8 @@ class QueueManager:
                 pass
             return
         st = self.state.load(qid)
-        log.info(f"{qid}: from=<{env.sender}>, size={env.size}, nrcpt={len(env.recipients)} "
-                 "(queue active)")
+        log.info(f"{qid}: from=<{printable_external(env.sender)}>, size={env.size}, "
+                 f"nrcpt={len(env.recipients)} (queue active)")
         pending = st.pending([r.address for r in env.recipients])
         groups: dict[Destination, list[str]] = {}
         for rcpt in pending:
@@ -319,9 +320,9 @@ class QueueManager:
         delays = "/".join(format_delay(x) for x in (a, b, c, d))
         agent_log = get_logger(dest.transport)
         for r in report.results:
-            agent_log.info(f"{env.queue_id}: to=<{r.recipient}>, relay={r.relay}, "
-                           f"delay={format_delay(now - env.arrival)}, delays={delays}, "
-                           f"dsn={r.dsn}, status={r.status} ({r.reply})")
+            agent_log.info(f"{env.queue_id}: to=<{printable_external(r.recipient)}>, "
+                           f"relay={r.relay}, delay={format_delay(now - env.arrival)}, "
+                           f"delays={delays}, dsn={r.dsn}, status={r.status} ({r.reply})")
         return report.results
 
     async def _finish(self, qid: str, env: Envelope, st: MessageState) -> None:
@@ -330,7 +331,8 @@ class QueueManager:
         deferred = [a for a, r in st.recipients.items() if r.status == ST_DEFERRED]
         expired = bool(deferred) and self.settings.retry.expired(env.arrival, now, env.is_bounce)
         if expired:
-            log.info(f"{qid}: from=<{env.sender}>, status=expired, returned to sender")
+            log.info(f"{qid}: from=<{printable_external(env.sender)}>, status=expired, "
+                     "returned to sender")
             for addr in deferred:
                 r = st.recipients[addr]
                 st.recipients[addr] = RecipientState(ST_BOUNCED, "4.4.7" if r.dsn.startswith("4")

@@ -16,7 +16,10 @@
     <content>
 
 Values are percent-encoded: '%', controls, space and bytes >= 0x7f become %XX, so a value is one
-token, and an address with a space in a quoted local part survives. The content is stored with LF line
+token, and an address with a space in a quoted local part survives. Addresses are stored in Postfix's
+internal (unquoted) form, as Postfix's queue files hold them: `"x y"@example.net` is stored as
+`x%20y@example.net`, and every writer of an SMTP command, header or log line quotes it again
+(hardener.mta.address_form). The content is stored with LF line
 endings (each CRLF of the SMTP stream becomes LF, dot-unstuffed); delivery agents write CRLF again.
 
 SECURITY: read_envelope() trusts nothing in the file: every field is checked and anything malformed
@@ -75,8 +78,16 @@ class Envelope:
 
 
 def encode_value(value: str) -> str:
-    """Percent-encode a field value so that it is one printable token."""
-    raw = value.encode("utf-8", "surrogateescape")
+    """Percent-encode a field value so that it is one printable token.
+
+    Every byte a value can hold round-trips through decode_value, newlines and spaces included, so
+    no address can start a field or a line of its own. A value that is not text at all (a lone
+    surrogate that no input decoding produces) raises QueueFileError instead of being altered.
+    """
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise QueueFileError(f"value {value[:60]!r} cannot be stored") from None
     out = []
     for b in raw:
         if b <= 0x20 or b >= 0x7F or b == 0x25:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import ssl
 
 import pytest
@@ -180,3 +181,71 @@ def test_dot_stuffing_of_a_large_message_matches_the_small_path():
     big = line * 20000  # > 256 KiB: the streaming path
     out = b"".join(dot_stuff_lines(io.BytesIO(big)))
     assert out == b"..dot first\r\nplain line\r\n" * 20000
+
+
+# -- addresses on the wire: RFC 5321 quoting, no parameter injection (issue 7) --------------------
+
+INJECTION = "x@evil.example> NOTIFY=SUCCESS ORCPT=rfc822;y@example.net"
+
+
+def _sink_args(sink) -> list[str]:
+    """The X-Mail-Args / X-Rcpt-Args lines smtp-sink recorded (what it read after FROM: / TO:)."""
+    [dump] = sink.message_files()
+    return re.findall(r"^X-(?:Mail|Rcpt)-Args: .*$", dump.read_text(errors="replace"), re.M)
+
+
+def test_quoted_local_parts_reach_the_next_hop_quoted(smtp_sink_factory):
+    sink = smtp_sink_factory()
+    req = DeliveryRequest("0123456789ABCDEF0", "a b@example.org",
+                          [INJECTION, 'q"b\\s@example.net', "@example.net", "plain@example.net",
+                           "a\nb@example.net", "j\u00f6rg@example.net"],
+                          lambda: io.BytesIO(BODY), len(BODY), 0.0)
+    report = _deliver(SmtpSettings(), f"[{sink.address}]:{sink.port}", req)
+    assert sink.wait_for_messages(1, timeout=10) == 1
+    assert _sink_args(sink) == [
+        'X-Mail-Args: <"a b"@example.org>',
+        'X-Rcpt-Args: <"x@evil.example> NOTIFY=SUCCESS ORCPT=rfc822;y"@example.net>',
+        'X-Rcpt-Args: <"q\\"b\\\\s"@example.net>',
+        'X-Rcpt-Args: <""@example.net>',
+        "X-Rcpt-Args: <plain@example.net>"]
+    results = [(r.status, r.dsn) for r in report.results]
+    # a newline has no RFC 5321 form; smtp-sink does not offer SMTPUTF8 (RFC 6531: do not send)
+    assert results == [(SENT, "2.0.0")] * 4 + [(BOUNCED, "5.1.3"), (BOUNCED, "5.6.7")]
+    assert report.results[5].reply.startswith("SMTPUTF8 is required, but was not offered by host")
+
+
+def test_smtputf8_is_requested_when_offered_and_needed(loopback):
+    from tests.fixtures.net import free_port
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, list[str], list[str]]] = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.seen.append((envelope.mail_from, list(envelope.mail_options),
+                              list(envelope.rcpt_tos)))
+            return "250 2.0.0 Ok"
+
+    handler = Recorder()
+    addr = loopback.address()
+    controller = Controller(handler, hostname=addr, port=free_port(addr), enable_SMTPUTF8=True)
+    controller.start()
+    try:
+        nexthop = f"[{addr}]:{controller.port}"
+        plain = _deliver(SmtpSettings(), nexthop, _request(["b@remote.example"]))
+        utf8 = _deliver(SmtpSettings(), nexthop, _request(["j\u00f6rg@b\u00fccher.example"]))
+    finally:
+        controller.stop()
+    assert [r.status for r in plain.results + utf8.results] == [SENT, SENT]
+    assert handler.seen[0][1] == ["SIZE=" + str(len(BODY))]
+    assert "SMTPUTF8" in handler.seen[1][1]
+    assert handler.seen[1][2] == ["j\u00f6rg@b\u00fccher.example"]
+
+
+def test_an_unrepresentable_sender_sends_nothing(plain_server):
+    controller, handler = plain_server
+    req = DeliveryRequest("0123456789ABCDEF0", "a\rb@example.org", ["c@remote.example"],
+                          lambda: io.BytesIO(BODY), len(BODY), 0.0)
+    report = _deliver(SmtpSettings(), f"[{controller.hostname}]:{controller.port}", req)
+    assert [(r.status, r.dsn) for r in report.results] == [(BOUNCED, "5.1.7")]
+    assert handler.messages == []

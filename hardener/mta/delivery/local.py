@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hardener.mta.address_form import AddressError, internalize, printable_external
 from hardener.mta.delivery.result import (BOUNCED, DEFERRED, SENT, AttemptReport, DeliveryRequest,
                                           Destination, RecipientResult)
 
@@ -141,7 +142,14 @@ class LocalAgent:
             elif target.lower() == user:
                 out.append(self._user_target(user))
             else:
-                self._expand(target, depth + 1, seen, out)
+                # alias values are written in external form ("x y"@example.net); the queue and
+                # the recursion take the internal form, as Postfix's local(8) does
+                try:
+                    internal = internalize(target)
+                except AddressError as exc:
+                    out.append(_Target("refused", target, f"alias {user}: bad address: {exc}"))
+                    continue
+                self._expand(internal, depth + 1, seen, out)
 
     def _user_target(self, user: str) -> _Target:
         if not USER_RE.fullmatch(user):
@@ -172,8 +180,9 @@ class LocalAgent:
             fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
                          dir_fd=sub["tmp"])
             try:
-                head = (f"Return-Path: <{req.sender}>\nDelivered-To: {rcpt}\n").encode(
-                    "utf-8", "replace")
+                # external (quoted) forms: an address cannot end the header or add another
+                head = (f"Return-Path: <{printable_external(req.sender)}>\n"
+                        f"Delivered-To: {printable_external(rcpt)}\n").encode("utf-8", "replace")
                 _write_all(fd, head)
                 content = req.open_content()
                 try:

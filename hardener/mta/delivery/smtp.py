@@ -17,6 +17,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
+from hardener.mta.address_form import AddressError, externalize
 from hardener.mta.delivery.nexthop import Hop, NextHopResolver
 from hardener.mta.delivery.result import (BOUNCED, DEFERRED, AttemptReport, DeliveryRequest,
                                           Destination, RecipientResult, dsn_from_reply,
@@ -210,14 +211,22 @@ class _StaleSession(Exception):
 
 
 async def transaction(conn: SmtpConnection, req: DeliveryRequest) -> list[RecipientResult]:
-    """MAIL, RCPT..., DATA for one message on an open session (pipelined when offered)."""
+    """MAIL, RCPT..., DATA for one message on an open session (pipelined when offered).
+
+    Addresses go out in RFC 5321 form (address_form.externalize): a local part that is not a
+    Dot-string is quoted, so nothing in an address can become a parameter or a command at the next
+    hop. An address with no RFC 5321 form bounces without being sent, and a non-ASCII one bounces
+    (5.6.7, Postfix's wording) when the next hop does not offer SMTPUTF8.
+    """
     t = conn.timeouts
-    mail = f"MAIL FROM:<{req.sender}>"
-    if "SIZE" in conn.features:
-        mail += f" SIZE={req.size}"
-    rcpts = [f"RCPT TO:<{r}>" for r in req.recipients]
-    pipelining = "PIPELINING" in conn.features
     relay = conn.relay
+    envelope = _envelope(conn, req)
+    if isinstance(envelope, list):
+        return envelope
+    mail, rcpt_lines, refused = envelope
+    recipients = [r for r, _ in rcpt_lines]
+    rcpts = [line for _, line in rcpt_lines]
+    pipelining = "PIPELINING" in conn.features
     first_transaction = conn.transactions == 0
     conn.transactions += 1
 
@@ -233,15 +242,17 @@ async def transaction(conn: SmtpConnection, req: DeliveryRequest) -> list[Recipi
         raise
 
     accepted: list[str] = []
-    results: dict[str, RecipientResult] = {}
+    results: dict[str, RecipientResult] = dict(refused)
     if mail_reply.code != 250:
         if pipelining:  # drain the replies to the RCPTs and DATA we already sent
             for _ in range(len(rcpts) + 1):
                 await conn.read_reply(t.rcpt)
         await conn.rset()
-        return [_result(r, mail_reply.code, mail_reply.text, relay, "MAIL FROM") for r in req.recipients]
+        for r in recipients:
+            results[r] = _result(r, mail_reply.code, mail_reply.text, relay, "MAIL FROM")
+        return [results[r] for r in req.recipients]
 
-    for rcpt, line in zip(req.recipients, rcpts):
+    for rcpt, line in zip(recipients, rcpts):
         reply = await conn.read_reply(t.rcpt) if pipelining else await conn.command(line, t.rcpt)
         if reply.code in (250, 251):
             accepted.append(rcpt)
@@ -294,3 +305,44 @@ def _result(rcpt: str, code: int, text: str, relay: str, command: str) -> Recipi
     shown = text if 200 <= code < 300 else f"host {relay} said: {text} (in reply to {command} command)"
     return RecipientResult(rcpt, status, dsn_from_reply(code, body), shown, relay,
                            diagnostic=f"smtp; {text}")
+
+
+_Envelope = tuple[str, list[tuple[str, str]], dict[str, RecipientResult]]
+
+
+def _envelope(conn: SmtpConnection, req: DeliveryRequest) -> _Envelope | list[RecipientResult]:
+    """(MAIL FROM line, [(recipient, RCPT TO line)], refused recipients' results), or every
+    recipient's result when the sender cannot be sent or no recipient can."""
+    smtputf8 = "SMTPUTF8" in conn.features
+    no_utf8 = f"SMTPUTF8 is required, but was not offered by host {conn.relay}"
+    try:
+        sender = externalize(req.sender)
+    except AddressError as exc:
+        reason = f"bad sender address syntax: {exc}"
+        return [RecipientResult(r, BOUNCED, "5.1.7", reason, conn.relay) for r in req.recipients]
+    if not sender.isascii() and not smtputf8:
+        return [RecipientResult(r, BOUNCED, "5.6.7", no_utf8, conn.relay) for r in req.recipients]
+    utf8 = not sender.isascii()
+    lines: list[tuple[str, str]] = []
+    refused: dict[str, RecipientResult] = {}
+    for r in req.recipients:
+        try:
+            rcpt = externalize(r)
+        except AddressError as exc:
+            refused[r] = RecipientResult(r, BOUNCED, "5.1.3",
+                                         f"bad recipient address syntax: {exc}", conn.relay)
+            continue
+        if not rcpt.isascii():
+            if not smtputf8:
+                refused[r] = RecipientResult(r, BOUNCED, "5.6.7", no_utf8, conn.relay)
+                continue
+            utf8 = True
+        lines.append((r, f"RCPT TO:<{rcpt}>"))
+    if not lines:
+        return [refused[r] for r in req.recipients]
+    mail = f"MAIL FROM:<{sender}>"
+    if "SIZE" in conn.features:
+        mail += f" SIZE={req.size}"
+    if utf8:
+        mail += " SMTPUTF8"
+    return mail, lines, refused
