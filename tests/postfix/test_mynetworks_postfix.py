@@ -36,6 +36,8 @@ CASES = [
     ("[::ffff:10.0.0.0]/104", "10.0.0.1", "denied"),
     ("10.0.0.0/8", "IPV6:::ffff:10.0.0.1", "relay"),
     ("127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128", "IPV6:::ffff:127.0.0.1", "relay"),
+    ("[::ffff:127.0.0.1] 10.0.0.0/8", "IPV6:::ffff:127.0.0.1", "denied"),   # mapped: never matches
+    ("192.0.2.0/24 ::1", "192.0.2.9", "fatal"),            # a bare IPv6 address is a type:table too
 ]
 
 
