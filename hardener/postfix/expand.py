@@ -7,6 +7,13 @@ and the `level` suffix (`<level`, ...) that compares compatibility levels such a
 Text without braces after `?`/`:` runs to the end of the expression (Postfix 2.x compatibility).
 Errors (unbalanced braces, bad names, more than 100 nested expansions) raise ExpandError, as
 Postfix stops with "macro processing error".
+
+Bounds beyond Postfix's: mac_expand limits only the nesting depth, so `x1 = $x0$x0` ... `x40 =
+$x39$x39` makes Postfix itself build a 2**40-fold string (`postconf -x x25` takes 14 s and 830 MB on
+Postfix 3.7, x30 runs out of time). A config that hardener reads may come from anyone, so one
+expansion stops with ExpansionLimit after MAX_RESULT_LENGTH characters of result or MAX_REFERENCES
+`$name` references (the second catches the same bomb built on an empty x0). Both are far above any
+real value: Postfix's longest default expands to under 2,000 characters.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 WHITESPACE = " \t\r\n\f\v"
-MAX_LEVEL = 100
+MAX_LEVEL = 100                 # Postfix's mac_expand: "unreasonable macro call nesting"
+MAX_RESULT_LENGTH = 1 << 20     # characters of one expanded value (hardener's own bound)
+MAX_REFERENCES = 10_000         # $name references expanded for one value (hardener's own bound)
 _OP_CHARS = "<>!=?+-*/~&|%"
 _OPERATORS = ("==", "!=", "<", "<=", ">=", ">")
 
@@ -26,10 +35,56 @@ class ExpandError(ValueError):
     """A value Postfix cannot expand (it would stop with 'macro processing error')."""
 
 
-def expand(pattern: str, lookup: Lookup) -> str:
-    """Expand every `$` form in `pattern` recursively, looking names up with `lookup`."""
+class ExpansionLimit(ExpandError):
+    """A value whose expansion grows past MAX_RESULT_LENGTH or MAX_REFERENCES (see the module
+    docstring); Postfix would try to build it."""
+
+
+class Budget:
+    """What one expansion has used so far: result characters and $name references.
+
+    Shared by the nested expansions of one value (relational operands included), so the bounds
+    hold for the whole value; `references` is also what tests read to see the work was bounded.
+    """
+
+    def __init__(self, max_length: int = MAX_RESULT_LENGTH,
+                 max_references: int = MAX_REFERENCES) -> None:
+        self.max_length = max_length
+        self.max_references = max_references
+        self.length = 0
+        self.references = 0
+        self.outer: str | None = None   # the top-level $name being expanded, for the message
+
+    def add_text(self, size: int) -> None:
+        self.length += size
+        if self.length > self.max_length:
+            raise ExpansionLimit(f"expanding {self._what()}gives more than {self.max_length} "
+                                 f"characters{_HINT}")
+
+    def add_reference(self, name: str, *, top_level: bool) -> None:
+        self.references += 1
+        if top_level:
+            self.outer = name
+        if self.references > self.max_references:
+            raise ExpansionLimit(f"expanding {self._what()}takes more than "
+                                 f"{self.max_references} $name references{_HINT}")
+
+    def _what(self) -> str:
+        return f"${self.outer} " if self.outer else "the value "
+
+
+_HINT = (" (refused: a parameter that names another twice, like x1 = $x0$x0, doubles it at "
+         "each level)")
+
+
+def expand(pattern: str, lookup: Lookup, budget: Budget | None = None) -> str:
+    """Expand every `$` form in `pattern` recursively, looking names up with `lookup`.
+
+    ExpandError for what Postfix refuses; ExpansionLimit when the result or the work grows past
+    the bounds of `budget` (a fresh Budget() by default).
+    """
     try:
-        return _Expander(lookup).run(pattern)
+        return _Expander(lookup, budget=budget or Budget()).run(pattern)
     except RecursionError:
         raise ExpandError(f'unreasonable macro call nesting: "{pattern}"') from None
 
@@ -43,7 +98,7 @@ def references(pattern: str) -> list[str]:
         return "x"  # non-empty: walk the ?-branches; ':' branches are walked by the scan below
 
     try:
-        _Expander(lookup, scan=True).run(pattern)
+        _Expander(lookup, scan=True, budget=Budget()).run(pattern)
     except ExpandError:
         pass
     return list(dict.fromkeys(found))
@@ -149,10 +204,12 @@ def parse_tokens(value: str) -> list[tuple[str, str]]:
 
 
 class _Expander:
-    def __init__(self, lookup: Lookup, scan: bool = False, depth: int = 0) -> None:
+    def __init__(self, lookup: Lookup, scan: bool = False, depth: int = 0, *,
+                 budget: Budget) -> None:
         self.lookup = lookup
         self.scan = scan
         self.depth = depth
+        self.budget = budget
         self.level = 0
         self.out: list[str] = []
 
@@ -164,7 +221,7 @@ class _Expander:
         """A fresh expansion (relational operands start at level 0 in Postfix, too)."""
         if self.depth >= MAX_LEVEL:
             raise ExpandError(f'unreasonable macro call nesting: "{pattern}"')
-        return _Expander(self.lookup, self.scan, self.depth + 1).run(pattern)
+        return _Expander(self.lookup, self.scan, self.depth + 1, budget=self.budget).run(pattern)
 
     def _parse(self, pattern: str) -> None:
         for kind, text in parse_tokens(pattern):
@@ -173,6 +230,7 @@ class _Expander:
                 raise ExpandError(f'unreasonable macro call nesting: "{text}"')
             if kind == "literal":
                 if not self.scan:
+                    self.budget.add_text(len(text))
                     self.out.append(text)
             else:
                 self._expression(text)
@@ -203,6 +261,7 @@ class _Expander:
                     raise ExpandError(f'attribute name syntax error at: '
                                       f'"...{expr[:pos]}>>>{expr[pos:pos + 20]}"')
                 pos += 1
+            self.budget.add_reference(name, top_level=self.depth == 0 and self.level == 1)
             value = self.lookup(name, test)
         if ch == "":
             if value and not self.scan:

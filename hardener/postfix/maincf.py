@@ -11,6 +11,12 @@ Postfix's default, which may itself be an expression on `compatibility_level`.
 Errors: a line without `=` (Postfix: fatal "missing '=' after attribute name") and a continuation
 line with nothing before it (Postfix 3.7 only warns and skips it; we raise by default, pass
 strict=False to get Postfix's behaviour with the warning in MainCf.warnings) raise ConfigError.
+
+Bounds (hardener's own; Postfix reads a 10 MB line and expands without limit): a logical line of
+more than MAX_LINE_LENGTH characters, a config file of more than MAX_FILE_SIZE bytes and a value
+whose expansion grows past expand.MAX_RESULT_LENGTH are refused with ConfigError naming file, line
+and parameter. MAX_LINE_LENGTH is Postfix's header_size_limit default, its bound on one logical
+header line; Postfix's longest default value is under 2,000 characters.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from pathlib import Path
 
 from hardener.errors import ConfigError
 from hardener.postfix import defaults
-from hardener.postfix.expand import ExpandError, expand
+from hardener.postfix.expand import ExpandError, ExpansionLimit, expand
 from hardener.report.model import Location
 
 WHITESPACE = " \t\r\n\f\v"
 LIST_SEPARATORS = ", \t\r\n"
 OVERRIDE_FILE = "(-o override)"
+MAX_LINE_LENGTH = 102_400       # characters in one logical line (continuations joined)
+MAX_FILE_SIZE = 4 << 20         # bytes of main.cf or master.cf
 
 
 @dataclass(frozen=True)
@@ -52,11 +60,18 @@ def read_logical_lines_detailed(text: str, filename: str = "main.cf", *, strict:
     """Like read_logical_lines(), plus each logical line's physical lines [(number, text)]."""
     logical: list[tuple[int, str, tuple[tuple[int, str], ...]]] = []
     current: list[tuple[int, str]] | None = None
+    length = 0
     orphan = False
 
     def flush() -> None:
         if current:
             logical.append((current[0][0], "".join(t for _, t in current), tuple(current)))
+
+    def check_length(first: int) -> None:
+        if length > MAX_LINE_LENGTH:
+            joined = " (with its continuation lines)" if current and len(current) > 1 else ""
+            raise ConfigError(f"line longer than {MAX_LINE_LENGTH} characters{joined}: refused",
+                              file=filename, line=first)
 
     for number, line in enumerate(text.split("\n"), start=1):
         body = line.lstrip(WHITESPACE)
@@ -65,6 +80,8 @@ def read_logical_lines_detailed(text: str, filename: str = "main.cf", *, strict:
         if line[0] in WHITESPACE:
             if current is not None:
                 current.append((number, line))
+                length += len(line)
+                check_length(current[0][0])
                 continue
             if orphan:
                 continue
@@ -77,7 +94,8 @@ def read_logical_lines_detailed(text: str, filename: str = "main.cf", *, strict:
             orphan = True
             continue
         flush()
-        current, orphan = [(number, line)], False
+        current, orphan, length = [(number, line)], False, len(line)
+        check_length(number)
     flush()
     return logical
 
@@ -188,7 +206,9 @@ class MainCf:
             return expand(text, self._lookup)
         except ExpandError as exc:
             where = self.location(field) if field else None
-            raise ConfigError(f"{exc} (Postfix stops with 'macro processing error')",
+            suffix = "" if isinstance(exc, ExpansionLimit) else \
+                " (Postfix stops with 'macro processing error')"
+            raise ConfigError(f"{exc}{suffix}",
                               file=where.file if where else self.filename,
                               line=where.line if where else None, field=field) from None
 
@@ -308,6 +328,10 @@ def read_config_file(path: str | Path, name: str) -> tuple[Path, str]:
     if path.is_dir():
         path = path / name
     try:
-        return path, path.read_bytes().decode("utf-8", errors="surrogateescape")
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_SIZE + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read {name}: {exc.strerror or exc}", file=str(path)) from None
+    if len(data) > MAX_FILE_SIZE:
+        raise ConfigError(f"larger than {MAX_FILE_SIZE} bytes: refused", file=str(path))
+    return path, data.decode("utf-8", errors="surrogateescape")
