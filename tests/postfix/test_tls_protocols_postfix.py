@@ -160,9 +160,10 @@ def test_postfix_client_offers_what_is_computed(lab, value: str) -> None:
     address, ports, _ = lab
     completed = []
     for version in VERSIONS:
+        server = f"[{address}]:{ports[f'only {version}']}"
         out = subprocess.run(
             ["posttls-finger", "-c", "-l", "encrypt", "-t", "10", "-T", "10", "-p", value,
-             "-o", "tls_medium_cipherlist=DEFAULT:@SECLEVEL=0", f"[{address}]:{ports[f'only {version}']}"],
+             "-o", "tls_medium_cipherlist=DEFAULT:@SECLEVEL=0", server],
             capture_output=True, text=True, timeout=60, check=False)
         if "TLS connection established" in out.stdout + out.stderr:
             completed.append(version)
