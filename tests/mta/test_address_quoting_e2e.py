@@ -59,9 +59,13 @@ REFUSED = [
     ("RCPT", b'<a"b@example.net>'),
     ("RCPT", b"<a@example.net"),
     ("RCPT", b"<user@" + b"b" * 300 + b".example>"),
+    ("RCPT", b"<u@192.0.2.1>"),                  # a numeric domain is not a host name
+    ("RCPT", b"<user@-a.example>"),
+    ("RCPT", b"<user@a-.example>"),
     ("MAIL", b"<user@>"),
     ("MAIL", b"<user@b c.example>"),
     ("MAIL", b"<user@b!c.example>"),
+    ("MAIL", b"<u@192.0.2.1>"),
 ]
 
 
