@@ -1,7 +1,8 @@
 """cleanup: the only writer of queue files.
 
 A message arrives as chunks (from smtpd while the client sends it, or from pickup). The writer streams
-it to tmp/QID, never holding more than the header block in memory; commit() fsyncs the file,
+it to tmp/QID, never holding more than one message header in memory (header_size_limit, see
+cleanup_headers); commit() fsyncs the file,
 renames it into incoming/ and fsyncs incoming/ before the caller may answer 250. Concurrent commits
 share directory fsyncs (group commit): every rename that happened before an fsync of incoming/ started
 is made durable by it.
@@ -22,15 +23,20 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from hardener.mta.address_form import printable_external
 from hardener.mta.maillog import get_logger
 from hardener.mta.queue_file import Envelope, Recipient, format_envelope
 from hardener.mta.cleanup_commit import CommitItem, GroupCommitter, create_file, write_all
+from hardener.mta.cleanup_headers import HeaderReader
 from hardener.mta.queue_layout import QueueLayout
 
 log = get_logger("cleanup")
 
-HEADER_LIMIT = 102400  # Postfix's header_size_limit: more than this is body
+HEADER_LIMIT = 102400  # Postfix's header_size_limit default: a longer header is truncated
+RECORD_LIMIT = 2048    # Postfix's line_length_limit default: the unit a header is stored in
+_WANTED_NAMES = {"date", "resent-date", "message-id", "resent-message-id", "from", "resent-from"}
 SPILL = 65536  # content kept in memory before the temporary file is created (bounded)
 _SIZE_WIDTH = 20  # the size field is written zero-padded, then patched in place at commit
 _counter = itertools.count(secrets.randbelow(4096))
@@ -59,6 +65,13 @@ class CleanupSettings:
     myhostname: str
     myorigin: str
     header_limit: int = HEADER_LIMIT
+    record_limit: int = RECORD_LIMIT
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "CleanupSettings":
+        """From the MTA's settings (hardener.mta.settings.MtaSettings)."""
+        return cls(settings.myhostname, settings.myorigin, settings.header_size_limit,
+                   settings.line_length_limit)
 
 
 class Cleanup:
@@ -112,7 +125,9 @@ class CleanupWriter:
         self.size = 0
         self.message_id: str | None = None
         self._headers_done = False
-        self._header_buf = bytearray()
+        self._started = False
+        self._reader = HeaderReader(cleanup.settings.header_limit, cleanup.settings.record_limit)
+        self._names: set[str] = set()
         self._cr_pending = False
         self._closed = False
         self._buf = bytearray()
@@ -139,12 +154,10 @@ class CleanupWriter:
         if self._headers_done:
             self._write_content(chunk)
             return
-        self._header_buf += chunk
-        end = self._header_end()
-        if end is not None:
-            self._flush_headers(end)
-        elif len(self._header_buf) > self.cleanup.settings.header_limit:
-            self._flush_headers(len(self._header_buf))
+        headers, body = self._reader.feed(chunk)
+        self._take_headers(headers)
+        if body is not None:
+            self._end_headers(body)
 
     def _normalise_local(self, chunk: bytes) -> bytes:
         # sendmail input: CRLF and bare LF both mean end of line; on disk it is LF
@@ -156,42 +169,32 @@ class CleanupWriter:
             self._cr_pending = True
         return chunk.replace(b"\r\n", b"\n")
 
-    def _header_end(self) -> int | None:
-        """Offset just past the header block in _header_buf, or None if it may continue."""
-        buf = self._header_buf
-        pos = 0
-        while True:
-            nl = buf.find(b"\n", pos)
-            if nl < 0:
-                return None
-            line = bytes(buf[pos:nl])
-            if not line:
-                return pos  # the empty line separating header and body stays in the body
-            if pos > 0 and line[:1] in (b" ", b"\t"):
-                pos = nl + 1
-                continue
-            name, colon, _ = line.partition(b":")
-            if not colon or not name or any(c <= 32 or c >= 127 for c in name):
-                return pos  # not a header line: the body starts here (Postfix does the same)
-            pos = nl + 1
-
-    def _flush_headers(self, end: int) -> None:
-        block = bytes(self._header_buf[:end])
-        rest = bytes(self._header_buf[end:])
-        self._header_buf = bytearray()
-        self._headers_done = True
-        headers = _split_headers(block)
-        names = {name.lower() for name, _ in headers}
-        for name, raw in headers:
-            if name.lower() == "message-id" and self.message_id is None:
+    def _take_headers(self, headers: list[bytes]) -> None:
+        """Write complete headers (after our Received: header, written first)."""
+        if not self._started:
+            self._started = True
+            self._write_content(self._received_header())
+        out = []
+        for raw in headers:
+            name = raw.split(b":", 1)[0].strip().decode("ascii", "replace").lower()
+            if name in _WANTED_NAMES:
+                self._names.add(name)
+            if name == "message-id" and self.message_id is None:
                 self.message_id = raw.split(b":", 1)[1].strip().decode("ascii", "replace")
-        out = [self._received_header()]
+            if self.local and name == "bcc":
+                continue
+            out.append(raw)
+        self._write_content(b"".join(out))
+
+    def _end_headers(self, body: bytes) -> None:
+        self._take_headers([])
+        self._headers_done = True
+        if self._reader.truncated:
+            log.info(f"{self.queue_id}: message header length exceeds safety limit "
+                     f"(header_size_limit {self.cleanup.settings.header_limit}): truncated")
         if self.local:
-            out += [raw for name, raw in headers if name.lower() != "bcc"]
-            out += self._missing_headers(names)
-        else:
-            out += [raw for _, raw in headers]
-        self._write_content(b"".join(out) + rest)
+            self._write_content(b"".join(self._missing_headers(self._names)))
+        self._write_content(body)
 
     def _received_header(self) -> bytes:
         env = self.env
@@ -206,7 +209,7 @@ class CleanupWriter:
                     f"[{_printable(env.client_address)}])\n"
                     f"\tby {s.myhostname} with {env.protocol} id {env.queue_id}")
             if len(env.recipients) == 1:
-                text += f"\n\tfor <{_printable(env.recipients[0].address)}>"
+                text += f"\n\tfor <{printable_external(env.recipients[0].address)}>"
             text += f"; {date}\n"
         return text.encode("ascii", "replace")
 
@@ -277,8 +280,9 @@ class CleanupWriter:
                 self._cr_pending = False
                 self._write_content(b"\n")
             if not self._headers_done:
-                end = self._header_end()
-                self._flush_headers(len(self._header_buf) if end is None else end)
+                headers, body = self._reader.finish()
+                self._take_headers(headers)
+                self._end_headers(body)
             if not self._spilled:
                 item = CommitItem(self.tmp_path, target, -1,
                                   self._envelope_header(padded=False), bytes(self._buf),
@@ -325,18 +329,6 @@ class CleanupWriter:
             os.unlink(self.tmp_path)
         except OSError:
             pass
-
-
-def _split_headers(block: bytes) -> list[tuple[str, bytes]]:
-    """(name, raw bytes including continuation lines) for each header in `block`."""
-    headers: list[tuple[str, bytearray]] = []
-    for line in block.splitlines(keepends=True):
-        if headers and line[:1] in (b" ", b"\t"):
-            headers[-1][1].extend(line)
-        else:
-            name = line.split(b":", 1)[0].decode("ascii", "replace")
-            headers.append((name, bytearray(line)))
-    return [(name, bytes(raw)) for name, raw in headers]
 
 
 def _printable(text: str | None) -> str:

@@ -40,12 +40,37 @@ DEFAULT_SESSION_LIMIT = 3600  # seconds; hardener_smtpd_session_limit overrides
 
 @dataclass(frozen=True)
 class Listener:
-    """One smtpd listening socket from master.cf (service name resolved to address and port)."""
+    """One smtpd listening socket from master.cf (service name resolved to address and port).
+
+    stress_capable: the service may enter stress mode when its process limit is reached. As in
+    Postfix's master, a service listening only on loopback addresses (a content filter's
+    re-injection port, for example) or limited to one process never does.
+    """
 
     address: str
     port: int
     service: str
     process_limit: int
+    stress_capable: bool = False
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """smtpd's per-session limits, read once for normal operation and once under stress.
+
+    The main.cf defaults change under stress (`${stress?{10}:{300}}s` and the like): the values
+    here are those expressions expanded with stress unset, or with stress=yes as Postfix's master
+    passes it to smtpd processes started while a service is at its process limit.
+    """
+
+    timeout: int                 # smtpd_timeout (s)
+    starttls_timeout: int        # smtpd_starttls_timeout (s)
+    hard_error_limit: int        # smtpd_hard_error_limit
+    soft_error_limit: int        # smtpd_soft_error_limit
+    error_sleep_time: int        # smtpd_error_sleep_time (s)
+    junk_command_limit: int      # smtpd_junk_command_limit
+    per_request_deadline: bool   # smtpd_per_request_deadline (smtpd_per_record_deadline before 3.7)
+    min_data_rate: int           # smtpd_min_data_rate (bytes/s) for the DATA deadline
 
 
 @dataclass
@@ -80,7 +105,8 @@ class MtaSettings:
     conn_rate_limit: int
     rate_time_unit: int
     event_limit_exceptions: list[Network]
-    smtpd_timeout: int
+    limits: SessionLimits
+    stress_limits: SessionLimits
     session_limit: int
     process_limit: int
     alias_maps: list[str]
@@ -95,9 +121,9 @@ class MtaSettings:
     recipient_delimiter: str
     append_at_myorigin: bool
     append_dot_mydomain: bool
-    error_sleep_time: int
-    soft_error_limit: int
-    hard_error_limit: int
+    recipient_overshoot_limit: int
+    queue_minfree: int
+    header_size_limit: int
     maillog_file: str
     syslog_name: str
     extra: dict[str, Any] = field(default_factory=dict)  # BACK's typed settings live here
@@ -146,11 +172,48 @@ def _networks(main: MainCf, name: str) -> list[Any]:
     return nets
 
 
-def _int(main: MainCf, name: str, minimum: int = 0) -> int:
-    value = main.get_int(name)
+def _bounded(main: MainCf, name: str, value: int, minimum: int, maximum: int | None) -> int:
     if value < minimum:
         raise _error(main, name, f"must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise _error(main, name, f"must be at most {maximum}, not {value}")
     return value
+
+
+def conf_int(main: MainCf, name: str, minimum: int = 0, maximum: int | None = None) -> int:
+    """An integer parameter within [minimum, maximum] (Postfix's get_mail_conf_int(name, default,
+    min, max): the default comes from the parser); ConfigError naming file, line and value."""
+    return _bounded(main, name, main.get_int(name), minimum, maximum)
+
+
+def conf_time(main: MainCf, name: str, minimum: int = 0, maximum: int | None = None) -> int:
+    """A time parameter in seconds within [minimum, maximum] (get_mail_conf_time)."""
+    return _bounded(main, name, main.get_time(name), minimum, maximum)
+
+
+
+def session_limits(main: MainCf) -> SessionLimits:
+    """The per-session limits as this main.cf gives them (see SessionLimits)."""
+    return SessionLimits(
+        timeout=conf_time(main, "smtpd_timeout", 1),
+        starttls_timeout=conf_time(main, "smtpd_starttls_timeout", 1),
+        hard_error_limit=conf_int(main, "smtpd_hard_error_limit", 1),
+        soft_error_limit=conf_int(main, "smtpd_soft_error_limit", 1),
+        error_sleep_time=conf_time(main, "smtpd_error_sleep_time", 0),
+        junk_command_limit=conf_int(main, "smtpd_junk_command_limit", 1),
+        per_request_deadline=main.get_bool("smtpd_per_request_deadline"),
+        min_data_rate=conf_int(main, "smtpd_min_data_rate", 1),
+    )
+
+
+def _queue_minfree(main: MainCf, warnings: list[str]) -> int:
+    """queue_minfree, with Postfix's warning when it is below 1.5 x message_size_limit."""
+    minfree = conf_int(main, "queue_minfree")
+    limit = main.get_int("message_size_limit")
+    if minfree > 0 and limit > 0 and minfree / 1.5 < limit:
+        warnings.append(f"queue_minfree({minfree}) should be at least "
+                        f"1.5*message_size_limit({limit})")
+    return minfree
 
 
 def _listen_addresses(main: MainCf, families: tuple[int, ...]) -> tuple[list[str], list[str]]:
@@ -208,13 +271,24 @@ def _listeners(main: MainCf, master: Any, inet_addrs: list[str], local: list[str
             if addr not in local and addr not in ("0.0.0.0", "::"):
                 raise ConfigError(f"listen address {addr} is not configured on any interface",
                                   file=svc.file, line=svc.line, field=svc.name)
-            result.append(Listener(addr, svc.listen_port, svc.name, limit))
+            addrs = [addr]
         else:
-            for addr in inet_addrs:
-                result.append(Listener(addr, svc.listen_port, svc.name, limit))
+            addrs = list(inet_addrs)
+        # Postfix's master: no stress mode for a service that listens on loopback only or that
+        # runs one process (MASTER_FLAG_LOCAL_ONLY, max_proc > 1)
+        stress = limit > 1 and not all(_is_loopback(a) for a in addrs)
+        for addr in addrs:
+            result.append(Listener(addr, svc.listen_port, svc.name, limit, stress))
     if not result:
         raise ConfigError("no smtpd service of type inet", file=str(master.path or "master.cf"))
     return result
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _restrictions(main: MainCf) -> dict[str, list[str]]:
@@ -329,28 +403,31 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
         helo_required=main.get_bool("smtpd_helo_required"),
         disable_vrfy=main.get_bool("disable_vrfy_command"),
         restrictions=_restrictions(main),
-        message_size_limit=_int(main, "message_size_limit"),
-        recipient_limit=_int(main, "smtpd_recipient_limit", 1),
-        line_length_limit=_int(main, "line_length_limit", 512),
+        message_size_limit=conf_int(main, "message_size_limit"),
+        recipient_limit=conf_int(main, "smtpd_recipient_limit", 1),
+        line_length_limit=conf_int(main, "line_length_limit", 512),
         bare_newline=_bare_newline(main),
         bare_newline_exclusions=_networks(main, "smtpd_forbid_bare_newline_exclusions"),
-        bare_newline_reject_code=_int(main, "smtpd_forbid_bare_newline_reject_code", 400),
-        conn_count_limit=_int(main, "smtpd_client_connection_count_limit"),
-        conn_rate_limit=_int(main, "smtpd_client_connection_rate_limit"),
+        bare_newline_reject_code=conf_int(main, "smtpd_forbid_bare_newline_reject_code",
+                                          400, 599),
+        conn_count_limit=conf_int(main, "smtpd_client_connection_count_limit"),
+        conn_rate_limit=conf_int(main, "smtpd_client_connection_rate_limit"),
         rate_time_unit=max(1, main.get_time("anvil_rate_time_unit")),
         event_limit_exceptions=_networks(main, "smtpd_client_event_limit_exceptions"),
-        smtpd_timeout=max(1, main.get_time("smtpd_timeout")),
-        session_limit=(_int(main, "hardener_smtpd_session_limit", 1)
+        limits=session_limits(main),
+        stress_limits=session_limits(main.with_overrides({"stress": "yes"})),
+        session_limit=(conf_int(main, "hardener_smtpd_session_limit", 1)
                        if main.is_set("hardener_smtpd_session_limit") else DEFAULT_SESSION_LIMIT),
-        process_limit=_int(main, "default_process_limit", 1),
+        process_limit=conf_int(main, "default_process_limit", 1),
         alias_maps=main.get_list("alias_maps"),
         local_recipient_maps=main.get_list("local_recipient_maps"),
         # reject_unlisted_recipient named in a list turns the check on even when the global
         # switch is off (smtpd runs it after the lists, as Postfix does at the end of RCPT)
         reject_unlisted_recipient=(main.get_bool("smtpd_reject_unlisted_recipient") or any(
             "reject_unlisted_recipient" in main.get_list(n) for n in RESTRICTION_LISTS)),
-        unknown_local_recipient_reject_code=_int(main, "unknown_local_recipient_reject_code", 400),
-        relay_domains_reject_code=_int(main, "relay_domains_reject_code", 400),
+        unknown_local_recipient_reject_code=conf_int(
+            main, "unknown_local_recipient_reject_code", 400, 599),
+        relay_domains_reject_code=conf_int(main, "relay_domains_reject_code", 400, 599),
         allow_percent_hack=main.get_bool("allow_percent_hack"),
         swap_bangpath=main.get_bool("swap_bangpath"),
         resolve_dequoted_address=main.get_bool("resolve_dequoted_address"),
@@ -358,18 +435,13 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
         recipient_delimiter=main.get("recipient_delimiter"),
         append_at_myorigin=main.get_bool("append_at_myorigin"),
         append_dot_mydomain=main.get_bool("append_dot_mydomain"),
-        error_sleep_time=main.get_time("smtpd_error_sleep_time"),
-        soft_error_limit=_int(main, "smtpd_soft_error_limit"),
-        hard_error_limit=_int(main, "smtpd_hard_error_limit", 1),
+        recipient_overshoot_limit=conf_int(main, "smtpd_recipient_overshoot_limit", 1),
+        queue_minfree=_queue_minfree(main, warnings),
+        header_size_limit=conf_int(main, "header_size_limit", 1),
         maillog_file=maillog,
         syslog_name=main.get("syslog_name") if main.is_set("syslog_name") else "hardener",
         warnings=warnings,
     )
-    for code_name in ("unknown_local_recipient_reject_code", "relay_domains_reject_code",
-                      "smtpd_forbid_bare_newline_reject_code"):
-        code = main.get_int(code_name)
-        if not 400 <= code <= 599:
-            raise _error(main, code_name, f"not an SMTP reply code: {code}")
     for hook in _BACK_LOADERS:
         hook(settings)
     return settings

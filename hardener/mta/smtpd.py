@@ -5,6 +5,19 @@ command loop, MAIL, RCPT and DATA are Postfix's (replies, enhanced status codes,
 streams to cleanup in bounded chunks (aiosmtpd keeps the whole message in memory) and ends only at
 <CR><LF>.<CR><LF>; relay and recipient decisions come from relay_policy; per-client limits from
 anvil; unauthenticated pipelining, line length, recipient count and message size are limited.
+The SMTP verbs live in smtpd_commands; accepting, the process limit and stress in smtpd_service.
+
+Postfix's per-session limits (SessionLimits; the stress values for sessions accepted under stress):
+- smtpd_timeout: each command line must arrive within it (a per-request deadline: stricter than
+  Postfix's default per-read limit, which lets a client trickle a line for hours); each reply must
+  be written within it; in DATA each read must return within it, and with
+  smtpd_per_request_deadline (on under stress) the whole DATA phase runs on one deadline that each
+  read shortens by its wait and extends by bytes/smtpd_min_data_rate, up to smtpd_timeout.
+- Errors: a command that fails counts one (a 452 "too many recipients" only after
+  smtpd_recipient_overshoot_limit of them); from smtpd_soft_error_limit errors on, every reply
+  waits smtpd_error_sleep_time; at smtpd_hard_error_limit: 421 and disconnect.
+- smtpd_junk_command_limit: NOOP, RSET, HELO, EHLO and VRFY beyond it each count as an error.
+- A message queued clears the error and junk counts, as in Postfix.
 
 SECURITY: talks to the outside world; trusts nothing the client sends. Runs as the mail owner after
 the privilege drop (hardener/mta/privileges.py). Touches the queue only through cleanup.
@@ -18,17 +31,18 @@ import re
 import sys
 import termios
 from collections import Counter
+from collections.abc import Callable
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from hardener.mta.cleanup import new_queue_id
+from hardener.mta.address_form import printable_external
 from hardener.mta.maillog import get_logger
 from hardener.mta.queue_file import Recipient
-from hardener.mta.relay_policy import Decision, check_recipient, in_networks, resolve, FINAL
+from hardener.mta.relay_policy import in_networks
 from hardener.mta.settings import Listener
-from hardener.mta.smtpd_address import parse_path_arg, quote_for_reply
+from hardener.mta.smtpd_commands import SmtpdCommands
 from hardener.mta.smtpd_context import SmtpdContext
-from hardener.mta.smtpd_restrictions import check_data_list, check_early_lists, session_restriction
+from hardener.mta.smtpd_service import SmtpdService
 
 log = get_logger("smtpd")
 
@@ -38,6 +52,8 @@ _STAT_ORDER = ("helo", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "bdat
                "vrfy", "etrn", "quit", "unknown")
 _HEADER_RE = re.compile(r"^[!-9;-~]+:")  # a message header sent as a command (Postfix is_header)
 _GROUP_ENDERS = {"EHLO", "HELO", "DATA", "QUIT", "NOOP", "VRFY", "EXPN", "STARTTLS"}
+# commands that can be repeated without end (Postfix's SMTPD_CMD_FLAG_LIMIT; ETRN is not offered)
+_JUNK = {"HELO", "EHLO", "NOOP", "RSET", "VRFY"}
 
 
 class _NoHandler:
@@ -72,13 +88,15 @@ def _fionread_fcntl(fd: int) -> int:
 _bytes_waiting = _fionread_holding_gil() or _fionread_fcntl
 
 
-class HardenedSMTP(SMTP):
-    """One SMTP session."""
+class HardenedSMTP(SmtpdCommands, SMTP):
+    """One SMTP session. `stress`: accepted while its service was under stress (stress limits);
+    `release`: called once when the session is over (frees its slot in the service)."""
 
     # StreamReader buffer limit (flow control); the SMTP line limit is line_length_limit in main.cf
     line_length_limit = READ_CHUNK
 
-    def __init__(self, ctx: SmtpdContext, listener: Listener) -> None:
+    def __init__(self, ctx: SmtpdContext, listener: Listener, stress: bool = False,
+                 release: Callable[[], None] | None = None) -> None:
         # aiosmtpd's __init__ introspects handler and class on every connection; set only what the
         # inherited plumbing (connection_made/lost, timeouts, push, STARTTLS) uses.
         loop = asyncio.get_event_loop()
@@ -89,6 +107,9 @@ class HardenedSMTP(SMTP):
         self.ctx = ctx
         self.s = ctx.settings
         self.listener = listener
+        self.stress = stress
+        self.limits = self.s.stress_limits if stress else self.s.limits
+        self._release = release
         self.__ident__ = ""
         self.event_handler = _NoHandler()
         self.data_size_limit = self.s.message_size_limit or None
@@ -97,7 +118,7 @@ class HardenedSMTP(SMTP):
         self.hostname = self.s.myhostname
         self.tls_context = ctx.tls
         self.require_starttls = False
-        self._timeout_duration = self.s.smtpd_timeout
+        self._timeout_duration = self.limits.timeout
         self._timeout_handle = None
         self._tls_handshake_okay = True
         self._tls_protocol = None
@@ -119,7 +140,10 @@ class HardenedSMTP(SMTP):
         self.helo: str | None = None
         self.protocol = "SMTP"
         self.stage = "CONNECT"
-        self.errors = 0
+        self.errors = 0          # Postfix's error_count
+        self.junk = 0            # Postfix's junk_cmds
+        self.data_bytes = 0      # bytes received in the current DATA phase (for the log)
+        self._armed_at = 0.0
         self.stats: Counter[str] = Counter()
         self.ok_stats: Counter[str] = Counter()
         self._counted_session = False
@@ -146,10 +170,46 @@ class HardenedSMTP(SMTP):
         self.mail_params: dict[str, str | None] = {}
         self.recipients: list[Recipient] = []
         self.queue_id: str | None = None
+        self.rcpt_overshoot = 0
+
+    # -- I/O time limits (see the module docstring) --------------------------------------------
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """Arm the I/O timer: _timeout_cb runs unless _disarm() comes within `duration` s."""
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        self._armed_at = self.loop.time()
+        self._timeout_handle = self.loop.call_later(
+            self._timeout_duration if duration is None else max(duration, 0.0), self._timeout_cb)
+
+    def _disarm(self) -> float:
+        """Stop the I/O timer (time spent elsewhere does not count); returns the seconds waited."""
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        return self.loop.time() - self._armed_at
+
+    async def push(self, status: str | bytes) -> None:
+        """Send one reply. From smtpd_soft_error_limit errors on, wait smtpd_error_sleep_time
+        first (Postfix's tarpit); the write must complete within smtpd_timeout."""
+        if self.errors >= self.limits.soft_error_limit and self.limits.error_sleep_time:
+            await asyncio.sleep(self.limits.error_sleep_time)
+        data = status.encode("utf-8", "surrogateescape") if isinstance(status, str) else status
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.write(data + b"\r\n")
+        if self.transport.get_write_buffer_size():
+            self._reset_timeout(self.limits.timeout)
+            try:
+                await self._writer.drain()
+            finally:
+                self._disarm()
 
     def _timeout_cb(self) -> None:
-        if self.transport is not None:
-            log.info(f"timeout after {self.stage} from {self.client}")
+        if self.transport is not None and not self._closing:
+            if self.stage == "DATA":
+                log.info(f"timeout after DATA ({self.data_bytes} bytes) from {self.client}")
+            else:
+                log.info(f"timeout after {self.stage} from {self.client}")
             self._closing = True
             self.transport.write(f"421 4.4.2 {self.s.myhostname} Error: timeout exceeded\r\n".encode())
             self.transport.close()
@@ -177,23 +237,16 @@ class HardenedSMTP(SMTP):
         return _bytes_waiting(sock.fileno()) > 0
 
     async def reply(self, text: str) -> None:
-        """Send one reply; count 4xx/5xx as errors (smtpd_hard_error_limit closes the session)."""
+        """Send an error reply (the command loop counts the failed command as an error)."""
         await self.push(text)
-        if text[:1] in ("4", "5"):
-            self.errors += 1
-            if self.errors >= self.s.hard_error_limit and self.transport is not None:
-                log.info(f"too many errors after {self.stage} from {self.client}")
-                self._closing = True
-                await self.push(f"421 4.7.0 {self.s.myhostname} Error: too many errors")
-                self.transport.close()
 
     def _log_reject(self, command: str, reply: str, rcpt: str | None = None) -> None:
         qid = self.queue_id or "NOQUEUE"
         text = f"{qid}: reject: {command} from {self.client}: {reply};"
         if self.sender is not None:
-            text += f" from=<{quote_for_reply(self.sender)}>"
+            text += f" from=<{printable_external(self.sender)}>"
         if rcpt is not None:
-            text += f" to=<{quote_for_reply(rcpt)}>"
+            text += f" to=<{printable_external(rcpt)}>"
         text += f" proto={self.protocol}"
         if self.helo is not None:
             text += f" helo=<{self.helo}>"
@@ -211,11 +264,6 @@ class HardenedSMTP(SMTP):
         log.info(f"connect from {self.client}")
         service = self.listener.service
         try:
-            if self.ctx.stopping or self.ctx.sessions.get(service, 0) >= self.listener.process_limit:
-                log.warning(f"service {service}: process limit {self.listener.process_limit} "
-                            f"reached, refusing {self.client}")
-                await self.push("421 4.3.2 Service currently unavailable")
-                return
             verdict = self.ctx.anvil.connect(addr)
             if verdict is not None:
                 # Postfix's anvil wording, which log tools count
@@ -229,7 +277,6 @@ class HardenedSMTP(SMTP):
                                 f"from {addr}")
                 return
             self._counted_session = True
-            self.ctx.sessions[service] = self.ctx.sessions.get(service, 0) + 1
             self._session_timer = self.loop.call_later(self.s.session_limit, self._session_expired)
             await self.push(f"220 {self.s.smtpd_banner}")
             await self._command_loop()
@@ -250,10 +297,10 @@ class HardenedSMTP(SMTP):
         if writer is not None:
             writer._discard()
             self._writer_cleanup = None
+        self._disarm()
         if self._counted_session:
             self._counted_session = False
             self.ctx.anvil.disconnect(self.client_addr)
-            self.ctx.sessions[self.listener.service] -= 1
         parts = []
         for name in _STAT_ORDER:
             total = self.stats.get(name, 0)
@@ -266,10 +313,23 @@ class HardenedSMTP(SMTP):
         log.info(f"disconnect from {self.client} " + " ".join(parts))
         if self.transport is not None:
             self.transport.close()
+        self._release_slot()
+
+    def _release_slot(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        # the session may end before _handle_client ran (cancelled at shutdown): free the slot
+        # here too (only the first release counts)
+        self._release_slot()
 
     async def _read_line(self) -> bytes | None:
         """One command line (without the line end); None if it was too long (already answered)."""
         limit = self.s.line_length_limit
+        self._reset_timeout(self.limits.timeout)
         try:
             line = await self._reader.readuntil(b"\n")
         except asyncio.LimitOverrunError as exc:
@@ -284,6 +344,8 @@ class HardenedSMTP(SMTP):
             return None
         except asyncio.IncompleteReadError:
             raise ConnectionResetError from None
+        finally:
+            self._disarm()
         if len(line) > limit:
             await self.reply("500 5.5.2 Error: line too long")
             return None
@@ -305,13 +367,23 @@ class HardenedSMTP(SMTP):
         }
         forbid_pipelining = self.s.main.get("smtpd_forbid_unauth_pipelining").lower() == "yes"
         while self.transport is not None and not self._closing:
+            if self.errors >= self.limits.hard_error_limit:
+                log.info(f"too many errors after {self.stage} from {self.client}")
+                await self.push(f"421 4.7.0 {self.s.myhostname} Error: too many errors")
+                self._closing = True
+                self.transport.close()
+                return
             line = await self._read_line()
             if line is None:
+                self.errors += 1
                 continue
-            self._reset_timeout()
             text = line.decode("utf-8", "surrogateescape")
             verb, _, arg = text.partition(" ")
             verb = verb.upper()
+            if not verb:
+                await self.reply("500 5.5.2 Error: bad syntax")
+                self.errors += 1
+                continue
             if (verb in ("CONNECT", "GET", "POST") or (verb and not "A" <= verb[0] <= "Z")
                     or _HEADER_RE.match(text)):
                 log.warning(f"non-SMTP command from {self.client}: {text[:100]}")
@@ -323,7 +395,9 @@ class HardenedSMTP(SMTP):
             name = verb.lower() if handler is not None else "unknown"
             self.stats[name] += 1
             if handler is None:
-                await self.reply("500 5.5.2 Error: command not recognized")
+                self.stage = "UNKNOWN"
+                await self.reply("500 5.5.2 Error: command not recognized")   # Postfix 3.7
+                self.errors += 1
                 continue
             if (not self.ill_pipelining and (verb in _GROUP_ENDERS or self.protocol != "ESMTP")
                     and self._pending_input()):
@@ -340,192 +414,25 @@ class HardenedSMTP(SMTP):
             self.stage = verb
             if await handler(arg.strip()):
                 self.ok_stats[name] += 1
+            else:
+                self.errors += 1
+            if verb in _JUNK:
+                if self.junk > self.limits.junk_command_limit:
+                    self.errors += 1
+                self.junk += 1
 
-    # -- commands (each returns True when it succeeded, for the disconnect statistics) --------
 
-    async def cmd_helo(self, arg: str) -> bool:
-        if not arg:
-            await self.reply("501 Syntax: HELO hostname")
-            return False
-        self.helo, self.protocol = arg, "SMTP"
-        self._reset_transaction()
-        await self.push(f"250 {self.s.myhostname}")
-        return True
+def start_services(ctx: SmtpdContext, sockets: list) -> list[SmtpdService]:
+    """Start accepting on the bound listening sockets, one SmtpdService per master.cf service
+    (its sessions counted in ctx.sessions); call from the running event loop."""
+    by_service: dict[str, list] = {}
+    for listener, sock in sockets:
+        by_service.setdefault(listener.service, []).append((listener, sock))
 
-    async def cmd_ehlo(self, arg: str) -> bool:
-        if not arg:
-            await self.reply("501 Syntax: EHLO hostname")
-            return False
-        self.helo, self.protocol = arg, "ESMTP"
-        self._reset_transaction()
-        lines = [self.s.myhostname, "PIPELINING"]
-        lines.append(f"SIZE {self.s.message_size_limit}" if self.s.message_size_limit else "SIZE")
-        if not self.s.disable_vrfy:
-            lines.append("VRFY")
-        if self.ctx.tls is not None and self._tls_protocol is None:
-            lines.append("STARTTLS")
-        lines += ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"]
-        await self.push("\r\n".join(f"250-{x}" for x in lines[:-1]) + f"\r\n250 {lines[-1]}")
-        return True
+    def factory(listener: Listener, stress: bool, release: Callable[[], None]) -> HardenedSMTP:
+        return HardenedSMTP(ctx, listener, stress, release)
 
-    async def _need_helo(self) -> bool:
-        if self.s.helo_required and self.helo is None:
-            await self.reply("503 5.5.1 Error: send HELO/EHLO first")
-            return True
-        return False
-
-    async def cmd_mail(self, arg: str) -> bool:
-        if await self._need_helo():
-            return False
-        if self.sender is not None:
-            await self.reply("503 5.5.1 Error: nested MAIL command")
-            return False
-        parsed = parse_path_arg(arg, "FROM:")
-        if parsed is None:
-            await self.reply("501 5.5.4 Syntax: MAIL FROM:<address>")
-            return False
-        for name, value in parsed.params.items():
-            if name == "SIZE":
-                if value is None or not value.isdigit():
-                    await self.reply("501 5.5.4 Bad message size syntax")
-                    return False
-                if self.s.message_size_limit and int(value) > self.s.message_size_limit:
-                    reply = "552 5.3.4 Message size exceeds fixed limit"
-                    self._log_reject("MAIL", reply)
-                    await self.reply(reply)
-                    return False
-            elif name == "BODY":
-                if (value or "").upper() not in ("7BIT", "8BITMIME"):
-                    await self.reply("501 5.5.4 Unsupported BODY parameter value")
-                    return False
-            elif name not in ("RET", "ENVID", "SMTPUTF8", "AUTH"):
-                await self.reply(f"555 5.5.4 Unsupported option: {quote_for_reply(name)}")
-                return False
-        self.sender = parsed.address
-        self.mail_params = parsed.params
-        await self.push("250 2.1.0 Ok")
-        return True
-
-    async def cmd_rcpt(self, arg: str) -> bool:
-        if await self._need_helo():
-            return False
-        if self.sender is None:
-            await self.reply("503 5.5.1 Error: need MAIL command")
-            return False
-        if len(self.recipients) >= self.s.recipient_limit:
-            await self.reply("452 4.5.3 Error: too many recipients")
-            return False
-        parsed = parse_path_arg(arg, "TO:")
-        if parsed is None:
-            await self.reply("501 5.5.4 Syntax: RCPT TO:<address>")
-            return False
-        rcpt = parsed.address
-        if not rcpt:
-            await self.reply("501 5.1.3 Bad recipient address syntax")
-            return False
-        for name in parsed.params:
-            if name not in ("NOTIFY", "ORCPT"):
-                await self.reply(f"555 5.5.4 Unsupported option: {quote_for_reply(name)}")
-                return False
-        shown = quote_for_reply(rcpt)
-
-        def extra(name: str) -> Decision | None:
-            return session_restriction(self, name, shown, "RCPT")
-
-        resolved = resolve(rcpt, self.ctx.policy)
-        decision = check_early_lists(self, extra)
-        if decision is None:
-            decision = check_recipient(self.client_addr, rcpt, self.ctx.policy, extra=extra,
-                                       resolved=resolved)
-        if decision.action in ("reject", "defer"):
-            self._log_reject("RCPT", decision.reply or "", rcpt)
-            await self.reply(decision.reply or "554 5.7.1 Access denied")
-            return False
-        if (resolved.klass == FINAL and self.s.reject_unlisted_recipient
-                and not self.ctx.recipients.exists(resolved.localpart)):
-            code = self.s.unknown_local_recipient_reject_code
-            reply = (f"{code} 5.1.1 <{shown}>: Recipient address rejected: "
-                     "User unknown in local recipient table")
-            self._log_reject("RCPT", reply, rcpt)
-            await self.reply(reply)
-            return False
-        if self.queue_id is None:
-            self.queue_id = new_queue_id()
-            log.info(f"{self.queue_id}: client={self.client}")
-        self.recipients.append(Recipient(rcpt, parsed.params.get("ORCPT"),
-                                         parsed.params.get("NOTIFY")))
-        await self.push("250 2.1.5 Ok")
-        return True
-
-    async def cmd_data(self, arg: str) -> bool:
-        if await self._need_helo():
-            return False
-        if arg:
-            await self.reply("501 5.5.4 Syntax: DATA")
-            return False
-        if not self.recipients:
-            # Postfix: inside a mail transaction whose recipients were all refused, 554
-            await self.reply("503 5.5.1 Error: need RCPT command" if self.sender is None
-                             else "554 5.5.1 Error: no valid recipients")
-            return False
-        decision = check_data_list(self)
-        if decision is not None:
-            self._log_reject("DATA", decision.reply or "")
-            await self.reply(decision.reply or "554 5.7.1 Access denied")
-            return False
-        from hardener.mta.smtpd_stream import receive_data  # one job per module
-
-        return await receive_data(self)
-
-    async def cmd_rset(self, arg: str) -> bool:
-        self._reset_transaction()
-        await self.push("250 2.0.0 Ok")
-        return True
-
-    async def cmd_noop(self, arg: str) -> bool:
-        await self.push("250 2.0.0 Ok")
-        return True
-
-    async def cmd_quit(self, arg: str) -> bool:
-        await self.push("221 2.0.0 Bye")
-        self._closing = True
-        if self.transport is not None:
-            self.transport.close()
-        return True
-
-    async def cmd_vrfy(self, arg: str) -> bool:
-        if self.s.disable_vrfy:
-            await self.reply("502 5.5.1 VRFY command is disabled")
-            return False
-        parsed = parse_path_arg("TO:" + arg, "TO:")
-        if parsed is None or not parsed.address:
-            await self.reply("501 5.5.4 Syntax: VRFY address")
-            return False
-        resolved = resolve(parsed.address, self.ctx.policy)
-        shown = quote_for_reply(parsed.address)
-        if resolved.klass == FINAL and not self.ctx.recipients.exists(resolved.localpart):
-            await self.reply(f"550 5.1.1 <{shown}>: Recipient address rejected: "
-                             "User unknown in local recipient table")
-            return False
-        await self.push(f"252 2.0.0 {shown}")
-        return True
-
-    async def cmd_expn(self, arg: str) -> bool:
-        await self.reply("502 5.5.2 Error: command not recognized")
-        return False
-
-    async def cmd_starttls(self, arg: str) -> bool:
-        if self.ctx.tls is None or self._tls_protocol is not None:
-            await self.reply("502 5.5.2 Error: command not recognized")
-            return False
-        if arg:
-            await self.reply("501 5.5.4 Syntax: STARTTLS")
-            return False
-        if self._pending_input():
-            # STARTTLS command injection: plaintext after STARTTLS must not survive the handshake
-            log.info(f"improper command pipelining after STARTTLS from {self.client}")
-        await self.smtp_STARTTLS("")
-        # RFC 3207: forget everything learned before TLS
-        self.helo, self.protocol = None, "SMTP"
-        self._reset_transaction()
-        return True
+    services = [SmtpdService(group, factory, counts=ctx.sessions) for group in by_service.values()]
+    for service in services:
+        service.start()
+    return services

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from hardener.mta.cleanup import Cleanup
 from hardener.mta.local_recipients import LocalRecipients
 from hardener.mta.relay_policy import PolicySettings
 from hardener.mta.settings import MtaSettings
+from hardener.mta.smtpd_commands import fsspace
 
 
 def _hosts_names(path: Path = Path("/etc/hosts")) -> dict[str, str]:
@@ -84,8 +86,11 @@ class SmtpdContext:
     recipients: LocalRecipients
     tls: ssl.SSLContext | None = None
     host_names: dict[str, str] = field(default_factory=dict)
-    sessions: dict[str, int] = field(default_factory=dict)   # per listener service name
+    sessions: dict[str, int] = field(default_factory=dict)   # per service, kept by SmtpdService
     stopping: bool = False
+    # (block size, blocks free) of the queue file system: a test seam for a disk that cannot
+    # easily be filled for real
+    fsspace: Callable[[str], tuple[int, int]] = fsspace
 
     @classmethod
     def build(cls, settings: MtaSettings, cleanup: Cleanup) -> "SmtpdContext":

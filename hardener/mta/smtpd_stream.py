@@ -6,6 +6,11 @@ whatever the message size. Oversized messages, bare newlines in reject mode and 
 the writing at once but read on to the end-of-data before replying (RFC 5321 4.2.5), so the reply
 stays in step with the client.
 
+Time limits, as Postfix's smtpd: each read must return within smtpd_timeout; with
+smtpd_per_request_deadline (on under stress) the DATA phase has one deadline instead, which each read
+shortens by the time it waited and extends by (bytes read)/smtpd_min_data_rate, never beyond
+smtpd_timeout, so a client that trickles the message slower than smtpd_min_data_rate is cut off.
+
 SECURITY: raw network input; runs in the smtpd session as the mail owner.
 """
 
@@ -49,11 +54,24 @@ async def receive_data(sess: "HardenedSMTP") -> bool:
     failure: str | None = None
     size = 0
     reader = sess._reader
+    limits = sess.limits
+    budget = float(limits.timeout)
+    sess.data_bytes = 0
     while True:
-        chunk = await reader.read(READ_CHUNK)
+        if budget <= 0:      # the deadline passed while data was still buffered
+            sess._timeout_cb()
+            raise ConnectionResetError("DATA deadline exceeded")
+        sess._reset_timeout(budget)
+        try:
+            chunk = await reader.read(READ_CHUNK)
+        finally:
+            waited = sess._disarm()
         if not chunk:
             raise ConnectionResetError("EOF during DATA")
-        sess._reset_timeout()
+        sess.data_bytes += len(chunk)
+        if limits.per_request_deadline:
+            budget = min(float(limits.timeout),
+                         budget - waited + len(chunk) / limits.min_data_rate)
         content, leftover = parser.feed(chunk)
         if failure is None:
             if reject_bare and (parser.bare_lf or parser.bare_cr):
@@ -84,6 +102,7 @@ async def receive_data(sess: "HardenedSMTP") -> bool:
             failure = "write"
         else:
             sess._reset_transaction()
+            sess.errors = sess.junk = 0   # Postfix forgives earlier errors once mail got through
             await sess.push(f"250 2.0.0 Ok: queued as {qid}")
             return True
     if failure == "size":
