@@ -195,3 +195,29 @@ def test_sendmail_recipients_are_quoted_once(mta_factory, smtp_sink_factory):
     text = sink.message_files()[0].read_text()
     assert 'X-Mail-Args: <"a b"@sender.example>' in text
     assert 'X-Rcpt-Args: <"x y"@remote.example>' in text
+
+
+def test_reject_log_lines_show_the_quoted_form(mta_factory, postfix_factory, loopback):
+    """NOQUEUE: reject: ... from=<...> to=<...>: the external form, as Postfix logs it; the reply
+    itself shows the unquoted form, as Postfix's does."""
+    relay = {**NO_TLS, "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination"}
+    mta = mta_factory(relay)
+    postfix = postfix_factory(relay)
+    source = loopback.address()          # untrusted: relaying is refused
+    replies, logged = [], []
+    for server, read_log in ((mta, mta.log_text), (postfix, postfix.maillog_text)):
+        with SmtpClient(server.address, server.port, source=source) as c:
+            c.greeting()
+            c.cmd("EHLO client.test")
+            assert c.cmd('MAIL FROM:<"s x"@sender.example>')[0] == 250
+            replies.append(c.cmd('RCPT TO:<"x> NOTIFY=NEVER"@foreign.example>')[1])
+            c.cmd("QUIT")
+        deadline = time.monotonic() + 10
+        while "reject: RCPT" not in read_log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        found = re.search(r"reject: RCPT .*?; (from=<.*> to=<.*>) proto=", read_log())
+        logged.append(found.group(1))
+    assert replies[0] == replies[1] == \
+        "554 5.7.1 <x> NOTIFY=NEVER@foreign.example>: Relay access denied"
+    assert logged[0] == logged[1] == \
+        'from=<"s x"@sender.example> to=<"x> NOTIFY=NEVER"@foreign.example>'
