@@ -5,8 +5,11 @@ records; a domain without MX records receives mail at its own address ("implicit
 single MX "0 ." (null MX) says the domain accepts no mail. Queries go to `--resolver ADDR[:PORT]`
 when given (dnspython's asyncio resolver), else to the system's resolvers.
 
-A domain that does not exist, or receives no mail, is bad input (InputError, exit 2); a resolver
-that does not answer is a target that could not be checked (TargetError, exit 3).
+A domain name that is not a domain name is bad input (InputError, exit 2, before any query). What
+DNS says or fails to say (the domain does not exist, publishes a null MX, has no server with an
+address, the resolver does not answer) is MxLookupError, a TargetError: resolve_domain() turns it
+into MxResolution.error, so that one domain is reported as an incomplete target (exit 3) and every
+other target of the run is still audited.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ DEFAULT_PORT = 25
 DNS_PORT = 53
 
 
+class MxLookupError(TargetError):
+    """DNS could not give a domain's mail servers (exit 3 for that domain only)."""
+
+
 @dataclass
 class MxResolution:
     """The targets of a domain, plus notes for the report (e.g. an MX host with no address)."""
@@ -35,6 +42,7 @@ class MxResolution:
     targets: list[AuditTarget] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     implicit: bool = False      # no MX records: the domain's own address records were used
+    error: str | None = None    # why no target could be found (resolve_domain only)
 
 
 def parse_resolver(text: str) -> tuple[str, int]:
@@ -63,7 +71,8 @@ def parse_resolver(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _resolver(resolver: str | None, timeout: float) -> dns.asyncresolver.Resolver:
+def make_resolver(resolver: str | None, timeout: float) -> dns.asyncresolver.Resolver:
+    """The DNS resolver for --mx: `resolver` ADDR[:PORT], else the system's (InputError if none)."""
     if resolver is None:
         try:
             res = dns.asyncresolver.Resolver()
@@ -80,7 +89,8 @@ def _resolver(resolver: str | None, timeout: float) -> dns.asyncresolver.Resolve
     return res
 
 
-def _domain_name(domain: str) -> dns.name.Name:
+def check_domain(domain: str) -> dns.name.Name:
+    """The --mx DOMAIN as a DNS name; InputError (field --mx) when it is not a domain name."""
     text = domain.strip().rstrip(".")
     if not text:
         raise InputError("empty domain", field="--mx")
@@ -99,7 +109,7 @@ def _domain_name(domain: str) -> dns.name.Name:
 async def _query(res: dns.asyncresolver.Resolver, name: dns.name.Name, rdtype: str,
                  domain: str) -> dns.resolver.Answer | None:
     """One query; None for 'no such record' (NoAnswer). NXDOMAIN is raised to the caller;
-    a resolver failure or timeout becomes TargetError (field --mx, naming `domain`)."""
+    a resolver failure or timeout becomes MxLookupError (field --mx, naming `domain`)."""
     what = f"{name.to_text(omit_final_dot=True)} {rdtype}"
     try:
         return await res.resolve(name, rdtype, search=False, raise_on_no_answer=True)
@@ -108,10 +118,10 @@ async def _query(res: dns.asyncresolver.Resolver, name: dns.name.Name, rdtype: s
     except dns.resolver.NXDOMAIN:
         raise
     except dns.resolver.LifetimeTimeout:
-        raise TargetError(f"{domain}: no answer from {_servers(res)} within {res.lifetime:g}s "
+        raise MxLookupError(f"{domain}: no answer from {_servers(res)} within {res.lifetime:g}s "
                           f"({what})", field="--mx") from None
     except dns.exception.DNSException as exc:  # NoNameservers (REFUSED, SERVFAIL), bad replies
-        raise TargetError(f"{domain}: DNS lookup of {what} failed: {_short(str(exc))}",
+        raise MxLookupError(f"{domain}: DNS lookup of {what} failed: {_short(str(exc))}",
                           field="--mx") from None
 
 
@@ -137,29 +147,43 @@ async def _addresses(res: dns.asyncresolver.Resolver, host: dns.name.Name, domai
     return out
 
 
+async def resolve_domain(domain: str, resolver: str | None, timeout: float, *,
+                         port: int = DEFAULT_PORT,
+                         dns_resolver: dns.asyncresolver.Resolver | None = None) -> MxResolution:
+    """Like resolve_mx_detailed(), but what DNS says is in the result's `error` instead of raised
+    (InputError still for a malformed domain or resolver)."""
+    try:
+        return await resolve_mx_detailed(domain, resolver, timeout, port=port,
+                                         dns_resolver=dns_resolver)
+    except MxLookupError as exc:
+        return MxResolution(check_domain(domain).to_text(omit_final_dot=True), error=exc.message)
+
+
 async def resolve_mx_detailed(domain: str, resolver: str | None, timeout: float, *,
-                              port: int = DEFAULT_PORT) -> MxResolution:
+                              port: int = DEFAULT_PORT,
+                              dns_resolver: dns.asyncresolver.Resolver | None = None
+                              ) -> MxResolution:
     """The targets for `domain` with notes; see resolve_mx()."""
-    name = _domain_name(domain)
+    name = check_domain(domain)
     shown = name.to_text(omit_final_dot=True)
-    res = _resolver(resolver, timeout)
+    res = dns_resolver or make_resolver(resolver, timeout)
     out = MxResolution(shown)
     try:
         answer = await _query(res, name, "MX", shown)
     except dns.resolver.NXDOMAIN:
-        raise InputError(f"domain {shown} does not exist (NXDOMAIN from {_servers(res)})",
-                         field="--mx") from None
+        raise MxLookupError(f"domain {shown} does not exist (NXDOMAIN from {_servers(res)})",
+                            field="--mx") from None
     records = sorted(answer, key=lambda r: (r.preference, r.exchange.to_text())) if answer else []
     if any(r.exchange == dns.name.root for r in records):
         # RFC 7505: "0 ." (alone) declares that the domain accepts no mail.
-        raise InputError(f"domain {shown} publishes a null MX (RFC 7505: it accepts no mail); "
-                         f"there is no mail server to audit", field="--mx")
+        raise MxLookupError(f"domain {shown} publishes a null MX (RFC 7505: it accepts no mail); "
+                            f"there is no mail server to audit", field="--mx")
     if not records:
         out.implicit = True
         addresses = await _addresses(res, name, shown)
         if not addresses:
-            raise InputError(f"domain {shown} has no MX record and no A/AAAA record: "
-                             f"no server receives its mail", field="--mx")
+            raise MxLookupError(f"domain {shown} has no MX record and no A/AAAA record: "
+                                f"no server receives its mail", field="--mx")
         out.notes.append(f"{shown} has no MX record; auditing its own address (implicit MX, "
                          f"RFC 5321 5.1)")
         out.targets = [AuditTarget(a, port, name=shown) for a in addresses]
@@ -173,7 +197,7 @@ async def resolve_mx_detailed(domain: str, resolver: str | None, timeout: float,
             continue
         out.targets.extend(AuditTarget(a, port, name=exchange) for a in addresses)
     if not out.targets:
-        raise TargetError(f"no MX host of {shown} has an address "
+        raise MxLookupError(f"no MX host of {shown} has an address "
                           f"({', '.join(r.exchange.to_text(omit_final_dot=True) for r in records)})",
                           field="--mx")
     return out
@@ -185,7 +209,8 @@ async def resolve_mx(domain: str, resolver: str | None, timeout: float, *,
 
     Each MX host's A and AAAA addresses become one AuditTarget each (name = the MX host name, which
     the certificate check matches). Without MX records the domain's own addresses are used
-    (implicit MX). Raises InputError for a domain that does not exist, a null MX, or a domain
-    without any mail server; TargetError when the resolver fails or does not answer in `timeout`.
+    (implicit MX). Raises InputError for a malformed domain name; MxLookupError (a TargetError)
+    for a domain that does not exist, a null MX, a domain without any mail server, or a resolver
+    that fails or does not answer in `timeout`.
     """
     return (await resolve_mx_detailed(domain, resolver, timeout, port=port)).targets

@@ -1,13 +1,16 @@
 """Audit targets from the command line and from --targets-file.
 
 Accepted forms: `host`, `host:port`, `[v6addr]`, `[v6addr]:port`, and a bare IPv6 address (no port).
-The port defaults to --port (25). A bad entry is an InputError naming where it came from.
+The port defaults to --port (25). A bad entry is an InputError naming where it came from. A target
+that was named but could not be turned into a server to connect to (a --mx domain DNS says nothing
+usable about) is an Unresolved entry: reported as incomplete, never probed.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from hardener.audit.context import AuditTarget
@@ -16,6 +19,15 @@ from hardener.errors import InputError
 DEFAULT_PORT = 25
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$")
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A target that could not be resolved to a server: `label` names it in the report
+    ("--mx example.org"), `reason` says why (e.g. "domain example.org does not exist ...")."""
+
+    label: str
+    reason: str
 
 
 def parse_port(text: str, *, where: str = "target") -> int:
@@ -101,12 +113,15 @@ def targets_from_file(path: Path, default_port: int = DEFAULT_PORT) -> list[Audi
     return out
 
 
-def unique(targets: list[AuditTarget]) -> list[AuditTarget]:
-    """Targets in order with duplicates (same host and port) dropped."""
+def unique(targets: list[AuditTarget | Unresolved]) -> list[AuditTarget | Unresolved]:
+    """Targets in order with duplicates (same host and port, or same label) dropped."""
     seen: set[tuple[str, int]] = set()
     out = []
     for target in targets:
-        key = (target.host.lower(), target.port)
+        if isinstance(target, Unresolved):
+            key = (target.label, 0)
+        else:
+            key = (target.host.lower(), target.port)
         if key not in seen:
             seen.add(key)
             out.append(target)

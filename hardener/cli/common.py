@@ -1,8 +1,22 @@
-"""Option definitions shared by every reporting command: --format, --output, --fail-on, and the
---trusted networks parser used by lint and audit.
+"""The command line's shared parts: how a command module builds its typer app, and the options
+that mean the same thing in every command.
 
-Use them as parameter annotations in a typer command:
+Conventions (every command follows them; tests/cli/test_help.py checks):
+- One module per command group, `hardener/cli/NAME_cmd.py`, holding `app = command_app(...)` with
+  its commands; hardener/cli/__init__.py joins them with add_typer (no name: a single command such
+  as `lint`; a name: a group such as `mta`). Commands parse arguments and call the library.
+- `--config DIR` (ConfigDirOption): the directory holding main.cf and master.cf, default
+  $HARDENER_CONFIG, else /etc/hardener, for every `mta` and `mta queue` command. `sendmail` keeps
+  sendmail(1)'s flags: -C DIR, else $MAIL_CONFIG, then the same default.
+- `--out DIR` (OutDirOption): a directory a command writes files into (render).
+  `--output FILE` (OutputOption): the file a report goes to ('-' is standard output).
+- `--format`, `--fail-on`: the same names, values and defaults wherever a report is printed.
+- Help is plain text: a flag shows no value placeholder, every option names its value (FILE, DIR,
+  N, ...) with a metavar.
 
+Use the options as parameter annotations in a typer command:
+
+    @app.command("lint")
     def lint(path: Path, fmt: FormatOption = "table", output: OutputOption = None,
              fail_on: FailOnOption = "high") -> None:
         ...
@@ -16,7 +30,6 @@ with exit code 2, before the command runs. `--output -` means standard output.
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,11 +37,17 @@ import typer
 
 from hardener.controls import Severity
 from hardener.errors import InputError
+from hardener.mta.config_dir import CONFIG_ENV, DEFAULT_CONFIG_DIR
 from hardener.report.output import FORMATS, check_output_path
 
 SEVERITY_LABELS = tuple(s.label for s in Severity)
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+def command_app(help: str | None = None, *, group: bool = False) -> typer.Typer:
+    """The typer app of one command module. `group`: a command group (`mta`, `profiles`), which
+    prints its help when called without a subcommand."""
+    return typer.Typer(help=help, no_args_is_help=group, add_completion=False,
+                       rich_markup_mode=None, pretty_exceptions_enable=False)
 
 
 def parse_format(value: Any, allowed: tuple[str, ...] = FORMATS, option: str = "--format") -> str:
@@ -47,31 +66,6 @@ def parse_severity(value: Any, option: str = "--fail-on") -> Severity:
         return Severity.parse(str(value))
     except ValueError as err:
         raise InputError(str(err), field=option) from None
-
-
-def parse_network(value: str, option: str = "--trusted") -> Network:
-    """A network ADDRESS/LENGTH or a single address, IPv6 also in Postfix's [addr]/len form.
-
-    Host bits must be clear, as Postfix requires in mynetworks ('127.0.0.1/8' is refused with a hint
-    at 127.0.0.0/8). InputError, one line naming the option and the value, otherwise.
-    """
-    text = value.strip()
-    spec = text.replace("]/", "/").strip("[]")
-    try:
-        return ipaddress.ip_network(spec, strict=True)
-    except ValueError:
-        try:
-            loose = ipaddress.ip_network(spec, strict=False)
-        except ValueError:
-            raise InputError(f"{value!r} is not a network (expected ADDRESS/LENGTH, e.g. "
-                             f"10.1.2.0/24, or one address)", field=option) from None
-        raise InputError(f"{value!r} is not a network: host bits are set (did you mean {loose}?)",
-                         field=option) from None
-
-
-def parse_trusted(values: list[str] | None, option: str = "--trusted") -> tuple[Network, ...]:
-    """Every --trusted value as a network (see parse_network), duplicates dropped, order kept."""
-    return tuple(dict.fromkeys(parse_network(v, option) for v in values or []))
 
 
 def parse_output(value: Any, option: str = "--output") -> Path | None:
@@ -113,4 +107,21 @@ FailOnOption = Annotated[Severity, typer.Option(
     help="Exit with status 1 when a finding is at or above this severity: info, low, medium, "
          "high, critical.",
     show_default=True,
+)]
+
+ConfigDirOption = Annotated[Path, typer.Option(
+    "--config",
+    metavar="DIR",
+    envvar=CONFIG_ENV,
+    help="Directory holding main.cf and master.cf.",
+    show_default=True,
+    show_envvar=True,
+)]
+CONFIG_DEFAULT = DEFAULT_CONFIG_DIR   # give it as the default: `config: ConfigDirOption = CONFIG_DEFAULT`
+
+OutDirOption = Annotated[Path, typer.Option(
+    "--out",
+    metavar="DIR",
+    help="Directory to write the files into (created if missing).",
+    show_default=False,
 )]

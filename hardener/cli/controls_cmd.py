@@ -9,7 +9,7 @@ from collections.abc import Callable
 import typer
 from rich.console import Console, RenderableType
 
-from hardener.cli.common import format_option
+from hardener.cli.common import command_app, format_option
 from hardener.controls import CATALOG, Control, get
 from hardener.controls import docs
 from hardener.errors import InputError
@@ -18,11 +18,10 @@ from hardener.report.output import PLAIN_WIDTH
 CONTROL_FORMATS = ("table", "json", "markdown")
 ControlsFormat = format_option(CONTROL_FORMATS, "Output format: table (default), json, markdown.")
 
-controls_app = typer.Typer(help="The control catalog: what hardener checks and how to fix it.",
-                           no_args_is_help=True)
+app = command_app("The control catalog: what hardener checks and how to fix it.", group=True)
 
 
-@controls_app.command("list")
+@app.command("list")
 def list_controls(fmt: ControlsFormat = "table") -> None:
     """List every control: id, check slug, severity, vantage, title."""
     if fmt == "json":
@@ -33,7 +32,7 @@ def list_controls(fmt: ControlsFormat = "table") -> None:
         _print(lambda color: docs.controls_table(CATALOG, color=color))
 
 
-@controls_app.command("show")
+@app.command("show")
 def show_control(
     key: str = typer.Argument(..., metavar="ID_OR_SLUG", help="A control id (HRD-RELAY-001) or check slug (open-relay)."),
     fmt: ControlsFormat = "table",
@@ -68,7 +67,3 @@ def _print(build: Callable[[bool], RenderableType]) -> None:
             markup=False, emoji=False, width=PLAIN_WIDTH).print(build(False))
     sys.stdout.write("\n".join(line.rstrip() for line in buffer.getvalue().split("\n")))
 
-
-def register(app: typer.Typer) -> None:
-    """Add `hardener controls` to the main app."""
-    app.add_typer(controls_app, name="controls")

@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
-from hardener.cli.common import FailOnOption, FormatOption, OutputOption, parse_trusted
+from hardener.cli.common import FailOnOption, FormatOption, OutputOption, command_app
 from hardener.report.model import Report
 from hardener.report.output import emit_report
+from hardener.trusted import parse_trusted
 
+app = command_app()
 
 LINT_EPILOG = (
     "Reads the files only: nothing is connected to and no Postfix needs to run. Exit status: 0 "
@@ -18,6 +20,7 @@ LINT_EPILOG = (
     "file, a line Postfix would refuse); 3 a check could not finish (the report says which).")
 
 
+@app.command("lint", epilog=LINT_EPILOG)
 def lint(
     path: Annotated[Path, typer.Argument(
         metavar="PATH", show_default=False,
@@ -37,8 +40,3 @@ def lint(
     result = lint_path(path, trusted=parse_trusted(trusted))
     report = Report(targets=[result], command="lint")
     raise typer.Exit(emit_report(report, fmt, output, fail_on))
-
-
-def register(app: typer.Typer) -> None:
-    """Add the lint command to the main app."""
-    app.command("lint", epilog=LINT_EPILOG)(lint)

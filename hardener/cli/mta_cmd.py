@@ -1,62 +1,56 @@
-"""`hardener mta`: command-line layer (parses arguments, calls the library)."""
+"""`hardener mta serve|start|stop|reload|status [--config DIR]` and, joined from mta_queue_cmd,
+`hardener mta queue ...`: run and control the hardener MTA daemon."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import sys
 
 import typer
 
+from hardener.cli import mta_queue_cmd
+from hardener.cli.common import CONFIG_DEFAULT, ConfigDirOption, command_app
 
-def register(app: typer.Typer) -> None:
-    """Add the mta command group (serve, start, stop, reload, status, queue) to the main app."""
-    mta = typer.Typer(help="Run and control the hardener MTA daemon.", no_args_is_help=True)
+app = command_app("Run and control the hardener MTA daemon.", group=True)
+app.add_typer(mta_queue_cmd.app, name="queue")
 
-    config_opt = typer.Option(..., "--config", help="Directory holding main.cf and master.cf.")
 
-    @mta.command("serve")
-    def serve(config: Path = config_opt) -> None:
-        """Run the daemon in the foreground until SIGTERM."""
-        import os
-        import sys
+@app.command("serve")
+def serve(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
+    """Run the daemon in the foreground until SIGTERM."""
+    # Same pid, lean process: the daemon does not need the rest of the CLI in memory.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "hardener.mta.daemon", "--config", str(config)])
 
-        # Same pid, lean process: the daemon does not need the rest of the CLI in memory.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, "-m", "hardener.mta.daemon",
-                                  "--config", str(config)])
 
-    @mta.command("start")
-    def start(config: Path = config_opt) -> None:
-        """Start the daemon in the background (pid file in the queue directory)."""
-        from hardener.mta.control import start as run
+@app.command("start")
+def start(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
+    """Start the daemon in the background (pid file in the queue directory)."""
+    from hardener.mta import control  # here: the daemon's modules take ~100 ms to import
 
-        raise typer.Exit(run(config))
+    raise typer.Exit(control.start(config))
 
-    @mta.command("stop")
-    def stop(config: Path = config_opt) -> None:
-        """Stop the background daemon (SIGTERM, then wait)."""
-        from hardener.mta.control import stop as run
 
-        raise typer.Exit(run(config))
+@app.command("stop")
+def stop(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
+    """Stop the background daemon (SIGTERM, then wait)."""
+    from hardener.mta import control
 
-    @mta.command("reload")
-    def reload(config: Path = config_opt) -> None:
-        """Make the daemon re-read main.cf (SIGHUP)."""
-        from hardener.mta.control import reload as run
+    raise typer.Exit(control.stop(config))
 
-        raise typer.Exit(run(config))
 
-    @mta.command("status")
-    def status(config: Path = config_opt) -> None:
-        """Say whether the daemon runs (exit 0) or not (exit 1)."""
-        from hardener.mta.control import status as run
+@app.command("reload")
+def reload(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
+    """Make the daemon re-read main.cf (SIGHUP)."""
+    from hardener.mta import control
 
-        raise typer.Exit(run(config))
+    raise typer.Exit(control.reload(config))
 
-    try:
-        from hardener.cli.mta_queue_cmd import queue_app
-    except ImportError:
-        queue_app = None
-    if queue_app is not None:
-        mta.add_typer(queue_app, name="queue")
-    app.add_typer(mta, name="mta")
+
+@app.command("status")
+def status(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
+    """Say whether the daemon runs (exit 0) or not (exit 1)."""
+    from hardener.mta import control
+
+    raise typer.Exit(control.status(config))

@@ -1,63 +1,60 @@
-"""`hardener mta queue list|flush|delete ID|hold ID|release ID`: the queue tools' command line.
-
-Mounted under `hardener mta` by hardener/cli/mta_cmd.py (`app.add_typer(queue_app, name="queue")`).
-"""
+"""`hardener mta queue list|flush|delete ID|hold ID|release ID [--config DIR]`: the queue tools
+(like mailq and postsuper). Joined under `hardener mta` by mta_cmd.py."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from hardener.errors import InputError
+from hardener.cli.common import CONFIG_DEFAULT, ConfigDirOption, command_app, format_option
 from hardener.mta.queue_tools import QueueTools, format_mailq, queue_directory
 
-queue_app = typer.Typer(help="Show and manage the MTA's mail queue (like mailq/postsuper).",
-                        no_args_is_help=True, add_completion=False)
+app = command_app("Show and manage the MTA's mail queue (like mailq/postsuper).", group=True)
 
-_CONFIG = typer.Option("/etc/hardener", "--config", help="Directory holding main.cf.")
+QueueFormat = format_option(("table", "json"), "Output format: table (like mailq), json.")
+QueueId = Annotated[str, typer.Argument(metavar="ID", help="A queue id, as `queue list` shows it.")]
 
 
-def _tools(config: str) -> QueueTools:
+def _tools(config: Path) -> QueueTools:
     return QueueTools(queue_directory(config))
 
 
-@queue_app.command("list")
-def list_cmd(config: str = _CONFIG,
-             format: str = typer.Option("table", "--format", help="table or json.")) -> None:
+@app.command("list")
+def list_cmd(config: ConfigDirOption = CONFIG_DEFAULT, fmt: QueueFormat = "table") -> None:
     """List queued mail: id, size, arrival, sender, recipients, last reason."""
-    if format not in ("table", "json"):
-        raise InputError(f"unknown format {format!r} (use table or json)", field="--format")
     entries = _tools(config).entries()
-    if format == "json":
+    if fmt == "json":
         typer.echo(json.dumps([e.to_dict() for e in entries], indent=2))
     else:
         typer.echo(format_mailq(entries), nl=False)
 
 
-@queue_app.command("flush")
-def flush_cmd(config: str = _CONFIG) -> None:
+@app.command("flush")
+def flush_cmd(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
     """Retry every deferred message now."""
     n = _tools(config).flush()
     typer.echo(f"flushed {n} deferred message{'s' if n != 1 else ''}")
 
 
-@queue_app.command("delete")
-def delete_cmd(qid: str = typer.Argument(..., metavar="ID"), config: str = _CONFIG) -> None:
+@app.command("delete")
+def delete_cmd(qid: QueueId, config: ConfigDirOption = CONFIG_DEFAULT) -> None:
     """Delete message ID from the queue."""
     queue = _tools(config).delete(qid)
     typer.echo(f"{qid}: removed from {queue}")
 
 
-@queue_app.command("hold")
-def hold_cmd(qid: str = typer.Argument(..., metavar="ID"), config: str = _CONFIG) -> None:
+@app.command("hold")
+def hold_cmd(qid: QueueId, config: ConfigDirOption = CONFIG_DEFAULT) -> None:
     """Put message ID on hold (no delivery until released)."""
     queue = _tools(config).hold(qid)
     typer.echo(f"{qid}: placed on hold (was {queue})")
 
 
-@queue_app.command("release")
-def release_cmd(qid: str = typer.Argument(..., metavar="ID"), config: str = _CONFIG) -> None:
+@app.command("release")
+def release_cmd(qid: QueueId, config: ConfigDirOption = CONFIG_DEFAULT) -> None:
     """Release message ID from hold for delivery."""
     _tools(config).release(qid)
     typer.echo(f"{qid}: released from hold")

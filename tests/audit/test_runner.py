@@ -85,3 +85,61 @@ def test_one_connection_at_a_time_per_target(audit_addresses: AuditAddresses) ->
     for server in servers:
         assert server.total > 5           # many sessions: banner, protocol, relay from two vantages...
         assert server.most_open == 1      # ...but never two at once
+
+
+def test_checks_are_registered_explicitly_and_completely() -> None:
+    """CHECKS lists every check module of hardener/audit/checks once, with the slugs that module
+    records, and every slug is a control of the catalog."""
+    import importlib
+    import pkgutil
+
+    import hardener.audit.checks
+    from hardener.audit.runner import CHECKS
+    from hardener.controls import by_slug
+
+    names = [m.name for m in pkgutil.iter_modules(hardener.audit.checks.__path__)]
+    modules = {n for n in names  # helpers (e.g. tls_first) define no SLUGS and no run()
+               if hasattr(importlib.import_module(f"hardener.audit.checks.{n}"), "SLUGS")}
+    assert sorted(c.module.rsplit(".", 1)[1] for c in CHECKS) == sorted(modules)
+    assert [c.name for c in CHECKS] == [c.module.rsplit(".", 1)[1] for c in CHECKS]
+    for check in CHECKS:
+        assert importlib.import_module(check.module).SLUGS == check.slugs, check.name
+        for slug in check.slugs:
+            by_slug(slug)
+
+
+# Runs the real CLI with cryptography.x509 made unimportable in that process only: a broken
+# library is a fault we cannot make for real without breaking the shared venv for every other test.
+POISONED_CLI = ("import sys; sys.modules['cryptography.x509'] = None; "
+                "from hardener.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+@pytest.mark.timeout(240)
+def test_a_check_that_cannot_load_is_an_error_and_the_target_incomplete(
+        postfix_factory, audit_addresses: AuditAddresses) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from hardener.audit.runner import CHECKS
+
+    inst = postfix_factory({"smtpd_banner": "$myhostname ESMTP", "smtpd_peername_lookup": "no"},
+                           address=audit_addresses.host())
+    proc = subprocess.run(
+        [sys.executable, "-c", POISONED_CLI, "audit", f"{inst.address}:{inst.port}",
+         "--source-address", audit_addresses.outside(), "--timeout", "5", "--format", "json",
+         "--fail-on", "critical"],
+        capture_output=True, text=True, timeout=200)
+    assert proc.returncode == 3, proc.stderr      # before: 0, the TLS checks silently missing
+    report = json.loads(proc.stdout)
+    (target,) = report["targets"]
+    assert target["status"] == "incomplete"
+    statuses = {c["check"]: (c["status"], c.get("detail", "")) for c in target["checks"]}
+    tls = next(c for c in CHECKS if c.name == "tls")
+    for slug in tls.slugs:
+        status, detail = statuses[slug]
+        assert status == "error" and detail.startswith("cannot run: ModuleNotFoundError"), (slug, detail)
+    others = [slug for c in CHECKS if c.name not in ("tls", "smuggling") for slug in c.slugs]
+    assert all(statuses[slug][0] in ("passed", "failed", "skipped") for slug in others), statuses
+    (note,) = [n for n in report["notes"] if n.startswith("check tls cannot run")]
+    assert f"hardener: note: {note}" in proc.stderr.splitlines()

@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from hardener.cli.mta_queue_cmd import queue_app
+from hardener.cli.mta_queue_cmd import app as queue_app
 from hardener.errors import InputError
 from hardener.mta.qmgr_retry import RetryPolicy
 from hardener.mta.queue_tools import QueueTools, format_mailq
