@@ -37,6 +37,9 @@ def control_to_dict(control: Control) -> dict[str, Any]:
         "remediation": control.remediation,
         "parameters": list(control.parameters),
         "references": [{"source": r.source, "ident": r.ident, "url": r.url} for r in control.references],
+        "rules": {v.value: control.rules[v] for v in control.vantages if v in control.rules},
+        "blind_spots": [{"key": b.key, "vantage": b.vantage.value, "reason": b.reason}
+                        for b in control.blind_spots],
     }
 
 
@@ -80,6 +83,17 @@ def control_markdown(control: Control, level: int = 2) -> str:
     if c.parameters:
         lines.append("- Parameters: " + ", ".join(f"`{p}`" for p in c.parameters))
     lines += ["", f"Why: {_inline(c.rationale)}", "", f"Fix: {_inline(c.remediation)}", ""]
+    if c.rules:
+        lines += ["Rule per vantage:", ""]
+        for vantage in c.vantages:
+            if vantage in c.rules:
+                lines.append(f"- {vantage.value} (`{vantage.command}`): {_inline(c.rules[vantage])}")
+        lines.append("")
+    if c.blind_spots:
+        lines += ["What a vantage cannot know:", ""]
+        for spot in c.blind_spots:
+            lines.append(f"- {spot.vantage.value}, `{spot.key}`: {_inline(spot.reason)}")
+        lines.append("")
     if c.references:
         lines += ["References:", ""]
         for ref in c.references:
@@ -99,6 +113,11 @@ def catalog_markdown(controls: Iterable[Control] = CATALOG) -> str:
         "same data; `--format json` gives it to scripts.", "",
         "Severity bands: critical and high findings fail a run by default (`--fail-on high`); in SARIF "
         "they are `error`, medium is `warning`, low and info are `note`.", "",
+        "One verdict per control: where two vantages judge the same control, `hardener lint` of a "
+        "Postfix's main.cf and `hardener audit` of that Postfix running report the same finding, or "
+        "the control's \"What a vantage cannot know\" names the reason one of them cannot. Each "
+        "control states the rule each vantage follows; tests/test_vantage_agreement.py checks the "
+        "two vantages against real Postfix configurations.", "",
         controls_markdown_table(controls),
     ]
     parts += [control_markdown(c) for c in controls]
@@ -126,8 +145,10 @@ def control_detail(control: Control) -> Group:
     rows = [("id", c.id), ("check", c.slug), ("title", c.title),
             ("severity", f"{c.severity.label} (security-severity {c.security_severity})"),
             ("vantage", ", ".join(v.value for v in c.vantages)),
-            ("parameters", ", ".join(c.parameters)), ("why", c.rationale), ("fix", c.remediation),
-            ("references", "\n".join(f"{r} {r.url}".strip() for r in c.references))]
+            ("parameters", ", ".join(c.parameters)), ("why", c.rationale), ("fix", c.remediation)]
+    rows += [(f"rule ({v.value})", c.rules[v]) for v in c.vantages if v in c.rules]
+    rows += [(f"cannot know ({b.vantage.value})", f"{b.key}: {b.reason}") for b in c.blind_spots]
+    rows += [("references", "\n".join(f"{r} {r.url}".strip() for r in c.references))]
     for label, value in rows:
         if value:
             grid.add_row(label, Text(value))

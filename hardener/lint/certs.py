@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509.oid import NameOID, PublicKeyAlgorithmOID
 
 from hardener.lint.base import LintContext, Skip, finding
-from hardener.lint.tls import certificate_parameters, security_level
+from hardener.lint.tls import certificate_parameters, security_level, starttls_discarded
 from hardener.report.model import Finding
 
 MIN_RSA_BITS = 2048
@@ -161,6 +161,8 @@ def check_certificate(ctx: LintContext) -> list[Finding]:
     """tls-cert-invalid: problems of every certificate file the SMTP server would load."""
     if security_level(ctx)[0] == "none":
         raise Skip("TLS is off (starttls-missing covers it)")
+    if starttls_discarded(ctx):
+        raise Skip("smtpd_discard_ehlo_keywords hides STARTTLS (starttls-missing covers it)")
     names = certificate_parameters(ctx)
     if not names:
         raise Skip("no certificate configured (starttls-missing covers it)")

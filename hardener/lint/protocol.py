@@ -1,11 +1,17 @@
 """SMTP protocol checks: vrfy-enabled, expn-enabled, helo-not-required, pipelining-unauth,
 size-unlimited and smtp-smuggling.
 
-EXPN from the config vantage: Postfix has no EXPN command at all (it answers "502 5.5.2 Error:
-command not recognized" whatever the configuration), so a Postfix main.cf never enables it. hardener's
-own MTA reads the same main.cf and refuses EXPN together with VRFY when disable_vrfy_command = yes.
-Lint therefore reports expn-enabled only when master.cf runs hardener's MTA and VRFY is on; for a
-Postfix configuration the check passes and says why.
+Each rule is the one the catalog states for the config vantage, and reaches the verdict the audit
+reaches on the same server running (tests/test_vantage_agreement.py):
+
+- vrfy-enabled: disable_vrfy_command is not yes. Postfix then answers VRFY (252 for an address it
+  would accept, 550 for an unknown one), and the audit counts any answer but 500/502. Hiding the
+  EHLO keyword (smtpd_discard_ehlo_keywords = vrfy) does not disable the command.
+- expn-enabled: never from a main.cf. Postfix has no EXPN command at all ("500 5.5.2 Error: command
+  not recognized" whatever the configuration) and hardener's MTA always answers 502; the check
+  passes and says why.
+- size-unlimited: message_size_limit = 0, or SIZE hidden from EHLO by smtpd_discard_ehlo_keywords
+  (the audit sees no limit announced either way).
 """
 
 from __future__ import annotations
@@ -28,24 +34,18 @@ def check_vrfy(ctx: LintContext) -> list[Finding]:
     if not _vrfy_on(ctx):
         return []
     return [finding(ctx, "vrfy-enabled", "disable_vrfy_command",
-                    f"{ctx.describe('disable_vrfy_command')}: any client may ask VRFY whether a "
-                    f"mailbox exists (Postfix answers 252 for existing and 550 for unknown users)")]
-
-
-def runs_hardener_mta(ctx: LintContext) -> bool:
-    """True when a master.cf service runs hardener's MTA instead of Postfix's smtpd."""
-    if ctx.master is None:
-        return False
-    return any("hardener" in str(getattr(s, "command", "")) for s in ctx.master.services)
+                    f"{ctx.describe('disable_vrfy_command')}: smtpd answers VRFY (Postfix: 252 for "
+                    f"an address it would accept, 550 for an unknown one) instead of 502")]
 
 
 def check_expn(ctx: LintContext) -> list[Finding]:
-    """expn-enabled: only for hardener's MTA with VRFY on (Postfix never implements EXPN)."""
-    if runs_hardener_mta(ctx) and _vrfy_on(ctx):
-        return [finding(ctx, "expn-enabled", "disable_vrfy_command",
-                        f"master.cf runs hardener's MTA and {ctx.describe('disable_vrfy_command')}: "
-                        f"it answers EXPN as well as VRFY")]
+    """expn-enabled: never from a main.cf (neither Postfix nor hardener's MTA implements EXPN)."""
     return []
+
+
+def discarded_ehlo_keywords(ctx: LintContext) -> set[str]:
+    """EHLO keywords smtpd_discard_ehlo_keywords hides from every client, upper case."""
+    return {w.upper() for w in ctx.words("smtpd_discard_ehlo_keywords")}
 
 
 def check_helo(ctx: LintContext) -> list[Finding]:
@@ -79,12 +79,17 @@ def check_pipelining(ctx: LintContext) -> list[Finding]:
 
 
 def check_size(ctx: LintContext) -> list[Finding]:
-    """size-unlimited: message_size_limit = 0."""
-    if ctx.main.get_int("message_size_limit") != 0:
-        return []
-    return [finding(ctx, "size-unlimited", "message_size_limit",
-                    f"{ctx.describe('message_size_limit')}: 0 means no limit, one client can fill "
-                    f"the queue file system")]
+    """size-unlimited: message_size_limit = 0, or SIZE hidden by smtpd_discard_ehlo_keywords."""
+    if ctx.main.get_int("message_size_limit") == 0:
+        return [finding(ctx, "size-unlimited", "message_size_limit",
+                        f"{ctx.describe('message_size_limit')}: 0 means no limit, one client can "
+                        f"fill the queue file system")]
+    if "SIZE" in discarded_ehlo_keywords(ctx):
+        return [finding(ctx, "size-unlimited", "smtpd_discard_ehlo_keywords",
+                        f"{ctx.describe('smtpd_discard_ehlo_keywords')} hides SIZE from the EHLO "
+                        f"reply: clients are not told the limit and send whole messages before "
+                        f"they are refused")]
+    return []
 
 
 def check_smuggling(ctx: LintContext) -> list[Finding]:

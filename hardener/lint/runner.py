@@ -32,8 +32,8 @@ HOST_CHECKS: dict[str, Check] = {**networks.HOST_CHECKS, **privilege.CHECKS, **a
                                  **explain.CHECKS}
 
 PASS_NOTES = {
-    "expn-enabled": "Postfix never implements EXPN (502 whatever the configuration); hardener's MTA "
-                    "refuses it when disable_vrfy_command = yes",
+    "expn-enabled": "Postfix has no EXPN command (500 whatever the configuration) and hardener's MTA "
+                    "always answers 502: a main.cf cannot enable it",
 }
 
 

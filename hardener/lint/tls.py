@@ -45,9 +45,15 @@ def certificate_parameters(ctx: LintContext) -> list[str]:
     return [name for name in CERT_PARAMETERS[1:] if ctx.value(name).strip()]
 
 
+def starttls_discarded(ctx: LintContext) -> bool:
+    """True when smtpd_discard_ehlo_keywords hides STARTTLS (smtpd then also refuses it with 502)."""
+    return "starttls" in {w.lower() for w in ctx.words("smtpd_discard_ehlo_keywords")}
+
+
 def tls_offered(ctx: LintContext) -> bool:
-    """True when smtpd offers STARTTLS: a level above none and a certificate configured."""
-    return security_level(ctx)[0] != "none" and bool(certificate_parameters(ctx))
+    """True when smtpd offers STARTTLS: a level above none, a certificate configured, not discarded."""
+    return (security_level(ctx)[0] != "none" and bool(certificate_parameters(ctx))
+            and not starttls_discarded(ctx))
 
 
 def check_starttls(ctx: LintContext) -> list[Finding]:
@@ -64,6 +70,10 @@ def check_starttls(ctx: LintContext) -> list[Finding]:
                         f"{ctx.describe(name)} but no certificate is configured (smtpd_tls_chain_files "
                         f"and smtpd_tls_cert_file are empty): Postfix logs 'No server certs available. "
                         f"TLS won't be enabled' and offers no STARTTLS")]
+    if starttls_discarded(ctx):
+        return [finding(ctx, "starttls-missing", "smtpd_discard_ehlo_keywords",
+                        f"{ctx.describe('smtpd_discard_ehlo_keywords')} hides STARTTLS from EHLO "
+                        f"(and smtpd answers the command with 502): no client can start TLS")]
     return _unusable_tls(ctx, level)
 
 

@@ -1,8 +1,9 @@
 """`hardener audit` against a plain `python -m aiosmtpd -n` (aiosmtpd's default handler).
 
 aiosmtpd accepts every recipient and has no size limit, no STARTTLS and no pipelining checks, and
-names itself in the greeting ("Python SMTP 1.4.x"). It answers VRFY with 252 for every address,
-which confirms nothing, so vrfy-enabled must *not* be reported.
+names itself in the greeting ("Python SMTP 1.4.x"). It answers VRFY with 252 for every address:
+VRFY is answered, so vrfy-enabled is reported (as lint reports it for a main.cf that leaves VRFY on),
+but the replies tell no user apart, so user-enumeration is not.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ def test_aiosmtpd_findings(aiosmtpd_server: str, audit_addresses: AuditAddresses
     (target,) = report["targets"]
     found = {f["check"]: f for f in target["findings"]}
     assert set(found) == {"open-relay", "banner-leak", "starttls-missing", "pipelining-unauth",
-                          "size-unlimited"}
+                          "size-unlimited", "vrfy-enabled"}
     assert "Python SMTP" in found["banner-leak"]["evidence"]
     relay = found["open-relay"]
     assert relay["confirmed"] is False and "RCPT accepted" in relay["evidence"]
     assert "catch-all" in relay["detail"]   # it accepts everything: say a sink looks the same
-    assert statuses(target)["vrfy-enabled"] == "passed"   # 252 for everyone confirms nothing
+    assert "252" in found["vrfy-enabled"]["evidence"]     # answered, though alike for everyone
+    assert statuses(target)["user-enumeration"] == "passed"   # 252 for everyone tells no one apart
+    assert statuses(target)["expn-enabled"] == "passed"       # aiosmtpd: 502 not implemented
     assert target["status"] == "complete"
     assert code == 1
 

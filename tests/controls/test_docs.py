@@ -35,4 +35,4 @@ def test_page_has_every_control_with_anchor_and_escaped_text() -> None:
 def test_control_dict_has_every_field() -> None:
     data = control_to_dict(CATALOG[0])
     assert set(data) == {"id", "slug", "title", "severity", "security_severity", "vantages", "rationale",
-                         "remediation", "parameters", "references"}
+                         "remediation", "parameters", "references", "rules", "blind_spots"}

@@ -54,11 +54,14 @@ def test_has_required_follows_smtpd_check(tokens, required: bool) -> None:
 
 
 @pytest.mark.parametrize("text, found", [
-    ("mx.example.com ESMTP Postfix (Debian/GNU)", ["Postfix", "Debian", "GNU"]),
-    ("mx.example.com ESMTP Postfix 3.7.11", ["Postfix", "3.7.11"]),
+    ("mx.example.com ESMTP Postfix (Debian/GNU)", ["Postfix", "Debian/GNU"]),
+    ("mx.example.com ESMTP Postfix 3.7.11", ["Postfix 3.7.11"]),
     ("mx.example.com ESMTP", []),
     ("mx.example.com ESMTP ready", []),
-    ("mx.example.com ESMTP Exim 4.96 Ubuntu", ["Exim", "Ubuntu", "4.96"]),
+    ("mx.example.com ESMTP Exim 4.96 Ubuntu", ["Exim 4.96", "Ubuntu"]),
+    ("mx.example.com ESMTP 3.7.11", ["3.7.11"]),            # a bare version number
+    ("mx.example.com ESMTP Linux", ["Linux"]),
+    ("mx.example.com [192.0.2.1] ready", []),                 # an address is not a version
 ])
 def test_banner_words(text: str, found: list[str]) -> None:
     assert leaks(text) == found

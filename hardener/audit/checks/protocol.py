@@ -9,12 +9,17 @@
   literal (RFC 5321 requires postmaster); when none is accepted (a gateway that accepts only its
   relay domains) the check cannot reach DATA and is skipped, asking for --rcpt.
 - size-unlimited: EHLO does not advertise SIZE, or advertises SIZE without a limit / SIZE 0.
+
+A server that demands STARTTLS before MAIL (530, smtpd_tls_security_level = encrypt) gets the HELO
+and pipelining probes again behind STARTTLS (checks/tls_first.py), where lint judges the same
+settings.
 """
 
 from __future__ import annotations
 
+from hardener.audit.checks.tls_first import behind_tls, raise_if_tls_required, run_session
 from hardener.audit.context import AuditContext
-from hardener.audit.probe import EarlyDisconnect, Reply
+from hardener.audit.probe import EarlyDisconnect, Probe, Reply
 from hardener.report.model import Finding
 
 SLUGS = ("helo-not-required", "pipelining-unauth", "size-unlimited")
@@ -45,21 +50,27 @@ async def _helo_required(ctx: AuditContext) -> None:
 
     Any other refusal may be about the sender, so the null sender is tried before concluding.
     """
-    async with ctx.session(ehlo=False) as probe:
-        replies = []
+    async def steps(probe: Probe) -> tuple[str, list[str]]:
+        replies: list[str] = []
         for sender in (PROBE_SENDER, ""):
-            reply = await probe.command(f"MAIL FROM:<{sender}>")
+            reply = raise_if_tls_required(await probe.command(f"MAIL FROM:<{sender}>"))
             replies.append(f"MAIL FROM:<{sender}> -> {reply}")
             if reply.code == 250:
                 await probe.rset()
-                ctx.add(Finding.of("helo-not-required",
-                                   evidence=f"without HELO/EHLO: {replies[-1]}"))
-                ctx.failed("helo-not-required")
-                return
+                return "accepted", replies
             if reply.code == 503 or "HELO" in reply.text.upper():
-                ctx.passed("helo-not-required", replies[-1])
-                return
-    ctx.skipped("helo-not-required", "MAIL refused for another reason: " + "; ".join(replies))
+                return "refused", replies
+        return "other", replies
+
+    outcome, replies = await run_session(ctx, steps, ehlo=False)
+    where = behind_tls(ctx)
+    if outcome == "accepted":
+        ctx.add(Finding.of("helo-not-required", evidence=f"without HELO/EHLO: {replies[-1]}{where}"))
+        ctx.failed("helo-not-required")
+    elif outcome == "refused":
+        ctx.passed("helo-not-required", replies[-1] + where)
+    else:
+        ctx.skipped("helo-not-required", "MAIL refused for another reason: " + "; ".join(replies))
 
 
 def _pipelining_recipients(ctx: AuditContext) -> list[str]:
@@ -72,30 +83,36 @@ def _pipelining_recipients(ctx: AuditContext) -> list[str]:
 async def _pipelining(ctx: AuditContext) -> None:
     rcpts = _pipelining_recipients(ctx)
     names = ["HELO", "MAIL"] + ["RCPT"] * len(rcpts) + ["DATA"]
-    async with ctx.session(ehlo=False) as probe:
+
+    async def steps(probe: Probe) -> list[Reply]:
         batch = (f"HELO {ctx.options.helo_name}\r\nMAIL FROM:<{PROBE_SENDER}>\r\n"
                  + "".join(f"RCPT TO:<{r}>\r\n" for r in rcpts) + "DATA\r\n")
         await probe.send_raw(batch.encode())
         replies: list[Reply] = []
         try:
             while len(replies) < len(names):
-                replies.append(await probe.read_reply())
+                replies.append(raise_if_tls_required(await probe.read_reply()))
                 if replies[-1].code in (421, 554) and "synchroni" in replies[-1].text.lower():
                     break
         except EarlyDisconnect:
             pass  # a server that hangs up on pipelined input refuses it
-        shown = ", ".join(f"{n} -> {r.code}" for n, r in zip(names, replies))
-        complete = len(replies) == len(names)
-        accepted = complete and any(r.positive for r in replies[2:-1])
-        if complete and replies[-1].code == 354:
+        if len(replies) == len(names) and replies[-1].code == 354:
             probe.abort()  # never send content: drop the session at 354, nothing is queued
-            ctx.add(Finding.of("pipelining-unauth", evidence=(
-                f"HELO, MAIL, RCPT and DATA in one packet without PIPELINING: {shown}")))
-            ctx.failed("pipelining-unauth")
-        elif not complete:
-            ctx.passed("pipelining-unauth", f"server stopped at pipelined input: {shown or 'disconnect'}")
-        elif accepted and replies[-1].code >= 500:
-            ctx.passed("pipelining-unauth", f"DATA refused: {replies[-1]}")
-        else:
-            ctx.skipped("pipelining-unauth", f"no accepted recipient to reach DATA ({shown}); "
-                                             f"give --rcpt with an address the server accepts")
+        return replies
+
+    replies = await run_session(ctx, steps, ehlo=False)
+    where = behind_tls(ctx)
+    shown = ", ".join(f"{n} -> {r.code}" for n, r in zip(names, replies))
+    complete = len(replies) == len(names)
+    accepted = complete and any(r.positive for r in replies[2:-1])
+    if complete and replies[-1].code == 354:
+        ctx.add(Finding.of("pipelining-unauth", evidence=(
+            f"HELO, MAIL, RCPT and DATA in one packet without PIPELINING: {shown}{where}")))
+        ctx.failed("pipelining-unauth")
+    elif not complete:
+        ctx.passed("pipelining-unauth", f"server stopped at pipelined input: {shown or 'disconnect'}")
+    elif accepted and replies[-1].code >= 500:
+        ctx.passed("pipelining-unauth", f"DATA refused: {replies[-1]}{where}")
+    else:
+        ctx.skipped("pipelining-unauth", f"no accepted recipient to reach DATA ({shown}); "
+                                         f"give --rcpt with an address the server accepts")

@@ -13,6 +13,8 @@ Verdicts:
 - open-relay: every vantage point relays (at least one of them outside --trusted). A vantage inside
   --trusted that relays is expected. When some vantage points relay and others are refused, the
   finding is mynetworks-too-broad instead (checks/mynetworks.py reads the same battery results).
+- A server that answers MAIL with 530 "Must issue a STARTTLS command first" (level encrypt) gets
+  the battery behind STARTTLS (checks/tls_first.py): relaying is decided there, as lint judges it.
 - With --intrusive --relay-canary ADDR, one accepted form is confirmed by sending a short message to
   ADDR (and only ADDR) through it; the finding then says "confirmed".
 """
@@ -23,6 +25,7 @@ import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
+from hardener.audit.checks.tls_first import demands_tls, known_tls_first, mark_tls_first, upgrade
 from hardener.audit.context import AuditContext, GreetingRefused
 from hardener.audit.probe import Probe, ProbeError, Reply
 from hardener.report.model import Finding
@@ -179,6 +182,12 @@ async def _open(ctx: AuditContext, vantage: Vantage, result: VantageResult) -> P
             return None
         result.address = vantage.xclient
         await ctx.say_ehlo(probe)
+    if known_tls_first(ctx):  # the server answers MAIL only behind STARTTLS (checks/tls_first.py)
+        try:
+            await upgrade(ctx, probe)
+        except BaseException:
+            await probe.quit()
+            raise
     return probe
 
 
@@ -197,6 +206,11 @@ async def _run_vantage(ctx: AuditContext, vantage: Vantage) -> VantageResult:
                 try:
                     server, ip = ctx.server_name, ctx.ip_literal
                     if first:
+                        mail = await probe.command("MAIL FROM:<>")
+                        if demands_tls(mail) and not known_tls_first(ctx):
+                            mark_tls_first(ctx)   # 530: run the battery behind STARTTLS
+                            pending = chunk + pending
+                            continue
                         result.catch_all = await _is_catch_all(probe, server)
                         first = False
                     for form in chunk:
@@ -211,7 +225,7 @@ async def _run_vantage(ctx: AuditContext, vantage: Vantage) -> VantageResult:
 
 
 async def _is_catch_all(probe: Probe, server: str) -> bool:
-    await probe.command("MAIL FROM:<>")
+    """After MAIL FROM:<>: whether a random user at the server's own name is accepted."""
     reply = await probe.command(f"RCPT TO:<hrd-{secrets.token_hex(5)}@{server}>")
     await probe.rset()
     return reply.code in (250, 251)
