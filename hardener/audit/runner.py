@@ -34,14 +34,14 @@ RunCheck = Callable[[AuditContext], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Check:
-    """One registered check: its name (--checks), its module and the slugs it records."""
+    """One registered check: its name (AuditOptions.checks), its module and the slugs it records."""
 
     name: str
     module: str
     slugs: tuple[str, ...]
 
 
-# Every network check, in the order they run (each module's SLUGS must match: tests/audit/test_runner.py).
+# Every network check, in the order they run; tests/audit/test_runner.py checks each module's SLUGS.
 CHECKS: tuple[Check, ...] = (
     Check("banner", "hardener.audit.checks.banner", ("banner-leak",)),
     Check("protocol", "hardener.audit.checks.protocol",
