@@ -19,6 +19,7 @@ from hardener.mta.local_recipients import LocalRecipients
 from hardener.mta.relay_policy import PolicySettings
 from hardener.mta.settings import MtaSettings
 from hardener.mta.smtpd_commands import fsspace
+from hardener.postfix.tls_protocols import InvalidProtocolList, server_protocols
 
 
 def _hosts_names(path: Path = Path("/etc/hosts")) -> dict[str, str]:
@@ -52,7 +53,7 @@ def tls_context_from(settings: MtaSettings) -> ssl.SSLContext | None:
                           file=loc.file if loc else main.filename, line=loc.line if loc else None,
                           field="smtpd_tls_security_level")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = _minimum_tls(main.get("smtpd_tls_protocols"))
+    _limit_protocols(ctx, settings, level)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     try:
@@ -67,12 +68,28 @@ def tls_context_from(settings: MtaSettings) -> ssl.SSLContext | None:
     return ctx
 
 
-def _minimum_tls(protocols: str) -> ssl.TLSVersion:
-    """Lowest TLS version smtpd_tls_protocols allows, never below TLS 1.2 (hardener's floor)."""
-    text = protocols.replace(" ", "").lower()
-    if ">=tlsv1.3" in text or "!tlsv1.2" in text:
-        return ssl.TLSVersion.TLSv1_3
-    return ssl.TLSVersion.TLSv1_2
+# ssl.TLSVersion of each Postfix protocol name hardener's smtpd can offer (TLS 1.2 is its floor)
+_TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def _limit_protocols(ctx: ssl.SSLContext, settings: MtaSettings, level: str) -> None:
+    """Enable the protocol versions the list in force allows (read as Postfix reads it, the same
+    function lint uses), never below TLS 1.2; ConfigError for a list Postfix would refuse or one
+    that leaves nothing at or above TLS 1.2."""
+    main = settings.main
+    name = "smtpd_tls_mandatory_protocols" if level == "encrypt" else "smtpd_tls_protocols"
+    value = main.get(name)
+    loc = main.location(name)
+    where = {"file": loc.file if loc else main.filename, "line": loc.line if loc else None,
+             "field": name}
+    try:
+        allowed = [_TLS_VERSIONS[p] for p in server_protocols(value) if p in _TLS_VERSIONS]
+    except InvalidProtocolList as exc:
+        raise ConfigError(f"invalid TLS protocol list {value!r}: {exc}", **where) from None
+    if not allowed:
+        raise ConfigError(f"{value!r} leaves no protocol at or above TLSv1.2 (hardener's floor)",
+                          **where)
+    ctx.minimum_version, ctx.maximum_version = min(allowed), max(allowed)
 
 
 @dataclass
