@@ -24,6 +24,7 @@ import pytest
 
 from hardener.audit.context import AuditOptions, AuditTarget
 from hardener.audit.runner import audit_target
+from hardener.audit.tls_probe import PROBED_PROTOCOLS, can_offer
 from hardener.controls import CATALOG, Severity, Vantage, by_slug
 from hardener.lint.runner import lint_path
 from hardener.report.model import CheckStatus, TargetResult
@@ -172,7 +173,9 @@ def matrix(postfix_module_factory, cert_factory, loopback) -> dict[str, Outcome]
     ca_file = certs["valid"].ca
     instances = {}
     for case in CASES:
-        settings = {"myhostname": HOSTNAME, **case.settings}
+        # notify_classes: no postmaster notices (the 454 case is a "software" error) into the
+        # machine's own /var/mail; it changes nothing any control judges.
+        settings = {"myhostname": HOSTNAME, "notify_classes": "", **case.settings}
         if case.cert:
             settings["smtpd_tls_chain_files"] = str(certs[case.cert].combined)
         instances[case.name] = postfix_module_factory(settings, start=False)
@@ -231,9 +234,20 @@ def test_expected_differences_are_documented_in_the_catalog() -> None:
         assert by_slug(slug).blind_spot(key).vantage is Vantage.NETWORK
 
 
+def local_differences(case: Case) -> dict[str, str]:
+    """Blind spots of this machine rather than of the case: an OpenSSL that cannot offer TLS 1.0
+    or 1.1 at all leaves the audit unable to test weak protocols (catalog: local-openssl)."""
+    offers_weak = any(can_offer(version) for name, version in PROBED_PROTOCOLS
+                      if name in ("SSLv3", "TLSv1", "TLSv1.1"))
+    if case.expect.get("tls-weak-protocol") and not offers_weak:
+        return {"tls-weak-protocol": "local-openssl"}
+    return {}
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_lint_and_audit_agree(case: Case, matrix: dict[str, Outcome]) -> None:
     outcome = matrix[case.name]
+    differs = {**case.differs, **local_differences(case)}
     assert outcome.audit.error is None, f"audit of {case.name} failed: {outcome.audit.error}"
     problems: list[str] = []
     for slug in BOTH:
@@ -248,15 +262,16 @@ def test_lint_and_audit_agree(case: Case, matrix: dict[str, Outcome]) -> None:
             if audit_status is not CheckStatus.SKIPPED:
                 problems.append(f"expected the audit to skip ({AUDIT_NOT_RUN[slug]}): {said}")
             continue
-        if slug in case.differs:
+        if slug in differs:
+            by_slug(slug).blind_spot(differs[slug])
             if lint_found == audit_found:
-                problems.append(f"documented difference {case.differs[slug]!r} no longer shows: {said}")
+                problems.append(f"documented difference {differs[slug]!r} no longer shows: {said}")
             continue
         if lint_found != audit_found:
             problems.append(f"disagree on {said}")
         elif slug in case.expect and lint_found != case.expect[slug]:
             problems.append(f"both {'report' if lint_found else 'pass'}, expected the opposite: {said}")
     for slug in case.expect:
-        if slug in case.differs or slug not in BOTH:
+        if slug in differs and slug not in local_differences(case) or slug not in BOTH:
             problems.append(f"case lists {slug} in expect but it is not compared")
     assert not problems, f"{case.name}:\n  " + "\n  ".join(problems)
