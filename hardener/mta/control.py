@@ -4,7 +4,9 @@ No systemd here (and none needed): start runs `hardener mta serve` detached and 
 written its pid file and its listeners accept connections, or reports the error it exited with.
 
 SECURITY: runs as the invoking user (root to start a daemon that binds port 25); signals only the
-pid recorded in the queue directory's pid file, after checking it is a hardener process.
+pid recorded in the queue directory's pid file, after checking it is a hardener process. The pid
+file is read by daemon.read_pid: O_NOFOLLOW, a regular file owned by root (or this user), so a link
+or file the mail owner planted in an older, mail-owner-owned pid/ never names the pid to signal.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 
 from hardener.errors import ConfigError
-from hardener.mta.daemon import pid_file_path, read_pid
+from hardener.mta.daemon import is_daemon_process, pid_file_path, read_pid
 from hardener.postfix.maincf import load_main_cf
 
 START_TIMEOUT = 30.0
@@ -31,15 +33,6 @@ def _pid_path(config: Path) -> Path:
     return pid_file_path(main.get("queue_directory"))
 
 
-def _is_ours(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"hardener.mta.daemon" in cmdline or (
-        any(b"hardener" in part for part in cmdline) and b"serve" in cmdline)
-
-
 def start(config: Path) -> int:
     """Start the daemon in the background; 0 when it runs, 2 with its error line when it failed."""
     from hardener.mta.settings import load_settings
@@ -47,7 +40,7 @@ def start(config: Path) -> int:
     settings = load_settings(config)  # refuse bad config here, with the one-line error
     pid_path = pid_file_path(settings.queue_directory)
     running = read_pid(pid_path)
-    if running is not None and _is_ours(running):
+    if running is not None and is_daemon_process(running):
         print(f"hardener mta: already running (pid {running})")
         return 0
     with tempfile.TemporaryFile() as errors:
@@ -87,7 +80,7 @@ def stop(config: Path) -> int:
     """SIGTERM the daemon and wait for it to exit (0), or say it was not running (0)."""
     pid_path = _pid_path(config)
     pid = read_pid(pid_path)
-    if pid is None or not _is_ours(pid):
+    if pid is None or not is_daemon_process(pid):
         print("hardener mta: not running")
         return 0
     os.kill(pid, signal.SIGTERM)
@@ -111,7 +104,7 @@ def _zombie(pid: int) -> bool:
 def reload(config: Path) -> int:
     """SIGHUP the daemon (0), or 1 when it is not running."""
     pid = read_pid(_pid_path(config))
-    if pid is None or not _is_ours(pid):
+    if pid is None or not is_daemon_process(pid):
         print("hardener mta: not running", file=sys.stderr)
         return 1
     os.kill(pid, signal.SIGHUP)
@@ -122,7 +115,7 @@ def reload(config: Path) -> int:
 def status(config: Path) -> int:
     """0 and the pid when the daemon runs, 1 when it does not."""
     pid = read_pid(_pid_path(config))
-    if pid is None or not _is_ours(pid):
+    if pid is None or not is_daemon_process(pid):
         print("hardener mta: not running")
         return 1
     print(f"hardener mta: running (pid {pid})")

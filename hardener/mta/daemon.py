@@ -4,9 +4,14 @@ Order, as Postfix's daemon skeleton: load and validate the configuration (Config
 the log, create and own the queue tree, write the pid file, bind the listeners, start the pickup
 helper (it stays root: maildrop files belong to the submitting users), then drop to the mail owner
 and run smtpd, cleanup and qmgr as asyncio tasks. SIGTERM/SIGINT stop (listeners closed, sessions
-given a few seconds, qmgr stopped, pid file removed); SIGHUP reloads main.cf for smtpd's policy.
+given a few seconds, qmgr stopped, pid file removed); SIGHUP reloads main.cf for smtpd's policy and
+reopens maillog_file after rotation (the helper, still root, opens the fresh file: maillog_reopen).
 
-SECURITY: starts as root; after the drop the network-facing process runs as mail_owner.
+SECURITY: starts as root; after the drop the network-facing process runs as mail_owner. What root
+writes in the queue tree, it writes in root-owned pid/ (master.pid, through safe_open: a fresh
+O_EXCL|O_NOFOLLOW temporary file renamed into place); it reads a pid file only when it is a regular
+file owned by root or by this user. The pickup helper, root to the end, removes master.pid when the
+daemon stops (the mail owner cannot: pid/ is root's, as in Postfix).
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ import sys
 from pathlib import Path
 
 from hardener.errors import ConfigError
-from hardener.mta import maillog
+from hardener.mta import maillog, maillog_reopen
 from hardener.mta.cleanup import Cleanup, CleanupSettings
 from hardener.mta.privileges import (bind_listeners, drop_privileges, owner_ids,
                                       set_parent_death_signal)
 from hardener.mta.queue_layout import QueueLayout, QueueLayoutError
+from hardener.mta.safe_open import open_dir, open_regular, replace_file
 from hardener.mta.settings import MtaSettings, load_settings
 
 # Imported lazily so the pickup helper, forked before them, stays small:
@@ -40,10 +46,25 @@ def pid_file_path(queue_directory: str | os.PathLike[str]) -> Path:
 
 
 def read_pid(path: Path) -> int | None:
-    """The pid in `path` if that process is alive, else None."""
+    """The pid in `path` if that process is alive, else None.
+
+    The file is opened with O_NOFOLLOW and trusted only when it is a regular file with one link
+    owned by root, by this user or by the owner of its directory: a planted link or a pid file the
+    mail owner left in an older, mail-owner-owned pid/ is ignored (it could name any process).
+    """
     try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
+        fd = open_regular(path)
+        try:
+            st = os.fstat(fd)
+            data = os.read(fd, 64)
+        finally:
+            os.close(fd)
+        if st.st_uid not in (0, os.geteuid()) and st.st_uid != os.stat(path.parent).st_uid:
+            return None
+        pid = int(data.decode("ascii").strip())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if pid <= 0:
         return None
     try:
         os.kill(pid, 0)
@@ -52,6 +73,31 @@ def read_pid(path: Path) -> int | None:
     except PermissionError:
         return pid
     return pid
+
+
+def is_daemon_process(pid: int) -> bool:
+    """True when `pid` runs hardener's MTA daemon (not some process that reused a stale pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"hardener.mta.daemon" in cmdline or (
+        any(b"hardener" in part for part in cmdline) and b"serve" in cmdline)
+
+
+def remove_pid_file(path: Path, pid: int) -> None:
+    """Remove `path` if it (still) names `pid`; unlink through an O_NOFOLLOW directory fd."""
+    if read_pid(path) not in (pid, None):
+        return
+    try:
+        dfd = open_dir(path.parent)
+        try:
+            os.unlink(path.name, dir_fd=dfd)
+        finally:
+            os.close(dfd)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            print(f"hardener: warning: cannot remove {path}: {exc.strerror}", file=sys.stderr)
 
 
 def _configure_log(settings: MtaSettings) -> None:
@@ -92,26 +138,30 @@ def _prepare_queue(settings: MtaSettings) -> tuple[QueueLayout, tuple[int, int] 
 
 
 def _write_pid(path: Path) -> None:
+    """Write master.pid (mode 0644) in root's pid/: fresh O_EXCL|O_NOFOLLOW temporary, rename."""
     running = read_pid(path)
-    if running is not None and running != os.getpid():
+    if running is not None and running != os.getpid() and is_daemon_process(running):
         raise ConfigError(f"the daemon is already running (pid {running})", file=str(path))
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{os.getpid()}\n")
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, path)
+    try:
+        replace_file(path.parent, path.name, f"{os.getpid()}\n".encode(), 0o644)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the pid file: {exc.strerror}", file=str(path)) from None
 
 
 def _start_pickup_helper(settings: MtaSettings, layout: QueueLayout,
-                         owner: tuple[int, int] | None, sockets: list) -> tuple[int, int] | None:
+                         owner: tuple[int, int] | None, sockets: list,
+                         pid_path: Path) -> tuple[int, int] | None:
     """Fork the pickup helper (root, reads maildrop/); returns (pid, lifeline fd) or None.
 
-    The helper stops when the lifeline pipe closes (the daemon exits or closes it): after the
-    privilege drop the daemon can no longer signal a root process.
+    The helper is the part that stays root: it also answers maillog_reopen requests and, when
+    the daemon stops, removes master.pid. It stops when the lifeline pipe closes (the daemon exits
+    or closes it): after the privilege drop the daemon can no longer signal a root process.
     """
     try:
         from hardener.mta.qmgr_settings import build_pickup
     except ImportError:
         return None
+    daemon_pid = os.getpid()
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid:
@@ -123,22 +173,34 @@ def _start_pickup_helper(settings: MtaSettings, layout: QueueLayout,
     try:
         for _, sock in sockets:
             sock.close()
+        maillog_reopen.keep_root_side()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         set_parent_death_signal()
+        daemon_gone = False
 
         async def run() -> None:
-            cleanup = Cleanup(layout, CleanupSettings(settings.myhostname, settings.myorigin),
+            cleanup = Cleanup(layout, CleanupSettings.from_settings(settings),
                               owner=owner)
             pickup = build_pickup(settings, layout, cleanup)
             loop = asyncio.get_running_loop()
+
+            def lifeline_closed() -> None:
+                nonlocal daemon_gone
+                daemon_gone = True
+                loop.remove_reader(rfd)
+                pickup.stop()
+
             loop.add_signal_handler(signal.SIGTERM, pickup.stop)
-            loop.add_reader(rfd, pickup.stop)
+            loop.add_reader(rfd, lifeline_closed)
+            maillog_reopen.serve(loop)
             await pickup.run()
             cleanup.close()
 
         asyncio.run(run())
+        if daemon_gone:   # the daemon is stopping; it waits for us, so its pid is still its own
+            remove_pid_file(pid_path, daemon_pid)
     except BaseException as exc:  # a crash of the helper must never run the parent's code
         maillog.get_logger("pickup").fatal(f"pickup helper: {exc!r}")
         code = 1
@@ -157,15 +219,22 @@ def serve(config_dir: str | os.PathLike[str]) -> int:
     _write_pid(pid_path)
     sockets = []
     helper: tuple[int, int] | None = None
+    dropped = False
     try:
         sockets = bind_listeners(settings.listeners)
-        helper = _start_pickup_helper(settings, layout, owner, sockets)
+        if owner is not None and settings.maillog_file \
+                and settings.maillog_file != maillog.STDOUT_PATH:
+            maillog_reopen.make_channels(settings.maillog_file)
+        helper = _start_pickup_helper(settings, layout, owner, sockets, pid_path)
+        if helper is None:
+            maillog_reopen.close()
+        maillog_reopen.keep_client_side()
         from hardener.mta.smtpd_context import SmtpdContext
 
-        cleanup = Cleanup(layout, CleanupSettings(settings.myhostname, settings.myorigin))
+        cleanup = Cleanup(layout, CleanupSettings.from_settings(settings))
         ctx = SmtpdContext.build(settings, cleanup)
         _preload_modules()
-        drop_privileges(settings.mail_owner)
+        dropped = drop_privileges(settings.mail_owner)
         log.info(f"daemon started -- configuration {Path(config_dir).resolve()}")
         _event_loop_policy()
         asyncio.run(_run(settings, layout, cleanup, ctx, sockets, Path(config_dir)))
@@ -174,18 +243,14 @@ def serve(config_dir: str | os.PathLike[str]) -> int:
         for _, sock in sockets:
             sock.close()
         if helper:
-            os.close(helper[1])
+            os.close(helper[1])   # the helper removes master.pid (root's pid/) and exits
             try:
                 os.waitpid(helper[0], 0)
             except ChildProcessError:
                 pass
-        try:
-            if read_pid(pid_path) in (os.getpid(), None):
-                pid_path.unlink()
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                print(f"hardener: warning: cannot remove {pid_path}: {exc.strerror}",
-                      file=sys.stderr)
+        maillog_reopen.close()
+        if not dropped:
+            remove_pid_file(pid_path, os.getpid())
     return 0
 
 
@@ -220,14 +285,14 @@ def _preload_modules() -> None:
 
 async def _run(settings: MtaSettings, layout: QueueLayout, cleanup: Cleanup, ctx,
                sockets: list, config_dir: Path) -> None:
-    from hardener.mta.smtpd import HardenedSMTP
+    from hardener.mta.smtpd import start_services
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(ctx, config_dir))
     qmgr = None
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(ctx, config_dir, qmgr))
     tasks: list[asyncio.Task] = []
     try:
         from hardener.mta.qmgr_settings import build_queue_manager
@@ -238,10 +303,7 @@ async def _run(settings: MtaSettings, layout: QueueLayout, cleanup: Cleanup, ctx
         cleanup.on_commit = qmgr.wake
         tasks.append(loop.create_task(qmgr.run(), name="qmgr"))
     maillog.set_batched(True)
-    servers = []
-    for listener, sock in sockets:
-        server = await loop.create_server(lambda lst=listener: HardenedSMTP(ctx, lst), sock=sock)
-        servers.append(server)
+    servers = start_services(ctx, sockets)  # accept up to each service's process limit
     await stop.wait()
     ctx.stopping = True
     for server in servers:
@@ -258,11 +320,19 @@ async def _run(settings: MtaSettings, layout: QueueLayout, cleanup: Cleanup, ctx
     maillog.set_batched(False)
 
 
-def _reload(ctx, config_dir: Path) -> None:
-    """SIGHUP: re-read main.cf; smtpd's policy, limits and tables change for new sessions."""
+def _reload(ctx, config_dir: Path, qmgr=None) -> None:
+    """SIGHUP: reopen maillog_file (after rotation, as `postfix reload` does; also in the qmgr
+    child), then re-read main.cf: smtpd's policy, limits and tables change for new sessions."""
     from hardener.mta.relay_policy import PolicySettings
     from hardener.mta.smtpd_context import SmtpdContext
 
+    maillog_reopen.reopen_log("master")
+    qmgr_pid = getattr(qmgr, "pid", 0)
+    if qmgr_pid:
+        try:
+            os.kill(qmgr_pid, signal.SIGHUP)
+        except ProcessLookupError:
+            pass   # restarting; the new child inherits the channel and reopens at the next reload
     try:
         settings = load_settings(config_dir)
         fresh = SmtpdContext.build(settings, ctx.cleanup)
@@ -272,10 +342,8 @@ def _reload(ctx, config_dir: Path) -> None:
     if [(l.address, l.port) for l in settings.listeners] != \
             [(l.address, l.port) for l in ctx.settings.listeners]:
         log.warning("listen addresses changed: restart the daemon to apply them")
-    try:
-        maillog.reopen()  # after log rotation, as `postfix reload` does for maillog_file
-    except OSError as exc:
-        log.warning(f"cannot reopen the log file: {exc.strerror}")
+    if settings.maillog_file != ctx.settings.maillog_file:
+        log.warning("maillog_file changed: restart the daemon to apply it")
     ctx.settings, ctx.policy = settings, PolicySettings.from_settings(settings)
     ctx.anvil, ctx.recipients = fresh.anvil, fresh.recipients
     log.info(f"reload -- configuration {config_dir.resolve()}")

@@ -177,14 +177,14 @@ def configure(*, maillog_file: str | None = None, use_syslog: bool = False,
 
     `clock` (seconds since the epoch) replaces time.time for the stamps: tests pass a fixed one.
 
-    The file is opened before the privilege drop, so it may stay root-owned.
+    The file is opened before the privilege drop, so it may stay root-owned (see _open_file).
     """
     with _sink.lock:
         if _sink.file is not None and maillog_file != _sink.file_path:
             _sink.file.close()
             _sink.file = None
         if maillog_file and _sink.file is None:
-            _sink.file = open(maillog_file, "a", encoding="utf-8", errors="replace")
+            _sink.file = _open_file(maillog_file)
             _sink.file_path = maillog_file
         _sink.to_stderr = use_stderr
         if use_syslog and _sink.syslog_sock is None:
@@ -223,10 +223,33 @@ def flush() -> None:
                 pass
 
 
-def reopen() -> None:
-    """Reopen the log file (after rotation)."""
+def reopen(fd: int | None = None) -> None:
+    """Reopen the log file after rotation: on `fd` when given (a descriptor the part that stays
+    root opened for this process, see maillog_reopen), else by opening maillog_file again (which
+    only works for a process that may create and open it)."""
     with _sink.lock:
-        if _sink.file is not None and _sink.file_path:
-            fresh = open(_sink.file_path, "a", encoding="utf-8", errors="replace")
+        if _sink.file is None or not _sink.file_path or _sink.file_path == STDOUT_PATH:
+            if fd is not None:
+                os.close(fd)
+            return
+        if fd is not None:
+            fresh = os.fdopen(fd, "a", encoding="utf-8", errors="replace")
+        else:
+            fresh = _open_file(_sink.file_path)
+        try:
             _sink.file.close()  # only once the new one is open: never lose the log
-            _sink.file = fresh
+        except OSError:
+            pass
+        _sink.file = fresh
+
+
+STDOUT_PATH = "/dev/stdout"   # Postfix's maillog_file for containers: the process's stdout
+
+
+def _open_file(path: str) -> TextIO:
+    """maillog_file opened as Postfix's logwriter does (safe_open O_CREAT|O_WRONLY|O_APPEND, mode
+    0600): a symlink, a FIFO or a hard link there is refused (OSError), never written through."""
+    from hardener.mta.safe_open import open_append
+
+    fd = os.dup(1) if path == STDOUT_PATH else open_append(path, 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8", errors="replace")

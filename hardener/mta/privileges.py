@@ -19,7 +19,8 @@ import os
 import pwd
 import signal
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from hardener.errors import ConfigError
 from hardener.mta.settings import Listener
@@ -95,6 +96,31 @@ def drop_privileges(user: str, *, chroot: str | None = None,
     if post_jail is not None:
         post_jail()
     return True
+
+
+@contextmanager
+def acting_as(uid: int, gid: int) -> Iterator[None]:
+    """Within the block, hold only `uid`'s and `gid`'s rights (effective ids, groups [gid]); root
+    gets them back after. A no-op unless running as root with a non-root `uid`.
+
+    For tools root runs on a tree another user owns, as Postfix's postsuper runs as the mail owner:
+    the kernel then refuses whatever a link planted in that tree points at (root's own files), so
+    a queue tool cannot be made to read, touch or overwrite them. Not a sandbox for code: the saved
+    uid stays 0 (and the process is not ptrace-able by `uid`, whose real uid it does not share).
+    """
+    if os.geteuid() != 0 or uid == 0:
+        yield
+        return
+    groups, egid = os.getgroups(), os.getegid()
+    os.setgroups([gid])
+    os.setegid(gid)
+    os.seteuid(uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(egid)
+        os.setgroups(groups)
 
 
 def set_parent_death_signal() -> None:

@@ -195,6 +195,7 @@ async def _child_serve(make_qmgr: Callable[[], object], rfd: int) -> None:
     os.set_blocking(rfd, False)
     loop.add_reader(rfd, readable)
     loop.add_signal_handler(signal.SIGTERM, done.set)
+    loop.add_signal_handler(signal.SIGHUP, _reopen_log)   # the daemon forwards its reload
     task = asyncio.ensure_future(qmgr.run())
     await done.wait()
     await qmgr.stop()
@@ -203,3 +204,10 @@ async def _child_serve(make_qmgr: Callable[[], object], rfd: int) -> None:
     close = getattr(qmgr, "close", None)
     if close is not None:
         close()
+
+
+def _reopen_log() -> None:
+    """SIGHUP from the daemon: reopen maillog_file after rotation (see maillog_reopen)."""
+    from hardener.mta import maillog_reopen
+
+    maillog_reopen.reopen_log("qmgr")

@@ -3,14 +3,18 @@
 SECURITY: trusts nothing but its own root path. Runs in the daemon after the privilege drop (as the
 mail owner) and, for `ensure()`, once before it as root. It touches only files below the queue root;
 queue ids are validated before they are used as file names, so a caller can never name a path
-outside a queue subdirectory.
+outside a queue subdirectory. `ensure()` as root changes owners and modes only through
+O_NOFOLLOW directory fds: the mail owner cannot redirect it with a symlink.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
+
+from hardener.mta.safe_open import UnsafeFileError, open_dir
 
 # Postfix's queues plus hardener's own: defer/ (per-message delivery state sidecars), tmp/
 # (cleanup's files in progress), spool/ (Maildirs of local delivery), pid/ (the daemon's pid file).
@@ -18,9 +22,12 @@ QUEUE_NAMES = ("maildrop", "incoming", "active", "deferred", "hold", "corrupt")
 ALL_DIRS = QUEUE_NAMES + ("defer", "tmp", "spool", "pid")
 
 # maildrop/ takes local submissions from any user (as Postfix's maildrop with the setgid postdrop
-# program); the rest are private to the mail owner.
-_MODES = {"maildrop": 0o1733}
+# program); pid/ is root's and readable by all (Postfix: $queue_directory/pid:d:root:-:755), so
+# `hardener mta status` works for anyone; the rest are private to the mail owner.
+_MODES = {"maildrop": 0o1733, "pid": 0o755}
 _DEFAULT_MODE = 0o700
+# Where root writes (master.pid): owned by root when the daemon runs as root, never by the mail owner.
+ROOT_OWNED = frozenset({"pid"})
 
 QUEUE_ID_RE = re.compile(r"[0-9A-F]{10,24}")
 
@@ -64,36 +71,65 @@ class QueueLayout:
         return self.dir(name) / qid
 
     def ensure(self, owner_uid: int | None = None, owner_gid: int | None = None) -> None:
-        """Create the tree with safe modes, owned by the mail owner when uid/gid are given.
+        """Create the tree with Postfix's owners and modes; fix them on an existing tree.
 
+        As root with the mail owner's uid/gid: the queue root and pid/ belong to root (mode 0755,
+        as Postfix's postfix-files: root writes master.pid there, so no other user may plant a
+        name in it), every other subdirectory to the mail owner. A pid/ left mail-owner-owned by
+        an older version is handed back to root. Every directory is checked and changed through
+        an O_NOFOLLOW|O_DIRECTORY fd (fchown/fchmod), so a symlink is refused, never followed.
         Refuses (QueueLayoutError) a root or subdirectory that is a symlink, not a directory, or
         (when not run as root) owned by somebody else.
         """
+        as_root = owner_uid is not None and os.geteuid() == 0
         try:
             self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
-            self._check_dir(self.root, owner_uid)
-            if owner_uid is not None and os.geteuid() == 0:
-                os.chown(self.root, 0, 0)  # as Postfix: the queue root belongs to root
+            root_fd = self._open_checked(self.root, None)
+        except OSError as exc:
+            raise QueueLayoutError(f"cannot set up queue directory {self.root}: "
+                                   f"{exc.strerror}") from exc
+        try:
+            if as_root:
+                os.fchown(root_fd, 0, 0)   # as Postfix: the queue root belongs to root
+                mode = stat.S_IMODE(os.fstat(root_fd).st_mode)
+                if mode & 0o022:   # nobody else may rename pid/ or plant a subdirectory
+                    os.fchmod(root_fd, mode & ~0o022)
             for name in ALL_DIRS:
                 path = self.root / name
-                mode = _MODES.get(name, _DEFAULT_MODE)
-                if not path.exists() and not path.is_symlink():
-                    path.mkdir(mode=mode)
-                self._check_dir(path, owner_uid)
-                if owner_uid is not None and os.geteuid() == 0:
-                    os.chown(path, owner_uid, owner_gid if owner_gid is not None else -1)
-                os.chmod(path, mode)
-        except OSError as exc:
-            raise QueueLayoutError(f"cannot set up queue directory {self.root}: {exc.strerror}") from exc
+                try:
+                    try:
+                        os.mkdir(name, _MODES.get(name, _DEFAULT_MODE), dir_fd=root_fd)
+                    except FileExistsError:
+                        pass
+                    fd = self._open_checked(name, root_fd, shown=path)
+                    try:
+                        if as_root:
+                            uid, gid = (0, 0) if name in ROOT_OWNED else \
+                                (owner_uid, owner_gid if owner_gid is not None else -1)
+                            os.fchown(fd, uid, gid)
+                        os.fchmod(fd, _MODES.get(name, _DEFAULT_MODE))
+                    finally:
+                        os.close(fd)
+                except OSError as exc:
+                    raise QueueLayoutError(f"cannot set up {path}: {exc.strerror}") from exc
+        finally:
+            os.close(root_fd)
 
     @staticmethod
-    def _check_dir(path: Path, owner_uid: int | None) -> None:
-        if path.is_symlink() or not path.is_dir():
-            raise QueueLayoutError(f"{path} is not a directory (or is a symlink)")
+    def _open_checked(path: str | Path, dir_fd: int | None, shown: Path | None = None) -> int:
+        """An O_NOFOLLOW directory fd; QueueLayoutError for a symlink, a non-directory or (not
+        as root) a directory somebody else owns."""
+        shown = shown or Path(path)
+        try:
+            fd = open_dir(path, dir_fd=dir_fd)
+        except UnsafeFileError:
+            raise QueueLayoutError(f"{shown} is not a directory (or is a symlink)") from None
         if os.geteuid() != 0:
-            st = path.stat()
+            st = os.fstat(fd)
             if st.st_uid != os.geteuid():
-                raise QueueLayoutError(f"{path} is owned by uid {st.st_uid}, not by this user")
+                os.close(fd)
+                raise QueueLayoutError(f"{shown} is owned by uid {st.st_uid}, not by this user")
+        return fd
 
     def move(self, qid: str, src: str, dst: str) -> Path:
         """Rename queue file `qid` from queue `src` to `dst`, then fsync both directories."""

@@ -4,20 +4,27 @@ SECURITY: run by the administrator (root or the mail owner) against the queue di
 queue ids given on the command line are validated before they become file names, and queue files are
 parsed with the same strict reader as qmgr (a corrupt file is listed as such, never trusted). The
 tools only rename and unlink files inside the queue directory; a running daemon notices moved files
-at its next incoming/ scan (at most a second).
+at its next incoming/ scan (at most a second). Run as root, every operation runs with the rights of
+the queue's owner (the owner of incoming/, normally the mail owner; privileges.acting_as), as
+Postfix's postsuper runs as the mail owner: the queue subdirectories are the mail owner's to write,
+so a link planted there must meet the mail owner's rights, not root's. The flush marker is created
+O_EXCL|O_NOFOLLOW and time stamps are set on the name itself (no symlink followed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hardener.errors import InputError
+from hardener.mta.privileges import acting_as
 from hardener.mta.queue_file import QueueFileError, read_envelope
 from hardener.mta.queue_layout import QueueLayout, valid_queue_id
 from hardener.mta.queue_state import DEFERRED, QueueState
+from hardener.mta.safe_open import create_exclusive, open_dir
 
 LISTED_QUEUES = ("incoming", "active", "deferred", "hold")
 _MARK = {"active": "*", "hold": "!"}
@@ -69,13 +76,19 @@ class QueueTools:
         if not self.layout.root.is_dir():
             raise InputError(f"queue directory {root} does not exist")
         self.state = QueueState(self.layout.dir("defer"))
+        self.owner = _tree_owner(self.layout)
+
+    def _as_owner(self):
+        """The rights every operation runs with (see the module docstring)."""
+        return acting_as(*self.owner) if self.owner else contextlib.nullcontext()
 
     def entries(self) -> list[QueueEntry]:
         """Every message in incoming/, active/, deferred/ and hold/, oldest first."""
         out: list[QueueEntry] = []
-        for queue in LISTED_QUEUES:
-            for qid in self.layout.list(queue):
-                out.append(self._entry(queue, qid))
+        with self._as_owner():
+            for queue in LISTED_QUEUES:
+                for qid in self.layout.list(queue):
+                    out.append(self._entry(queue, qid))
         return sorted(out, key=lambda e: (e.arrival, e.queue_id))
 
     def _entry(self, queue: str, qid: str) -> QueueEntry:
@@ -84,7 +97,7 @@ class QueueTools:
             env = read_envelope(path)
         except QueueFileError as exc:
             try:
-                st = path.stat()
+                st = path.lstat()
                 size, arrival = st.st_size, st.st_mtime
             except OSError:
                 size, arrival = 0, 0.0
@@ -105,7 +118,7 @@ class QueueTools:
         if not valid_queue_id(qid):
             raise InputError(f"malformed queue id {qid!r}", field="ID")
         for queue in queues:
-            if self.layout.path(queue, qid).exists():
+            if os.path.lexists(self.layout.path(queue, qid)):
                 return queue
         raise InputError(f"no message {qid} in the {'/'.join(queues)} queue(s)", field="ID")
 
@@ -117,44 +130,68 @@ class QueueTools:
         """
         from hardener.mta.qmgr import FLUSH_MARKER
 
-        marker = self.layout.dir("defer") / FLUSH_MARKER
-        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        os.close(fd)
-        moved = 0
-        for qid in self.layout.list("deferred"):
-            st = self.state.load(qid)
-            if st.attempts:
-                st.next_attempt = 0.0
-                self.state.save(qid, st)
+        with self._as_owner():
             try:
-                os.utime(self.layout.path("deferred", qid))  # due now (qmgr reads the mtime)
-                self.layout.move(qid, "deferred", "incoming")
-                moved += 1
-            except FileNotFoundError:
-                continue
+                os.close(create_exclusive(self.layout.dir("defer") / FLUSH_MARKER, 0o600))
+            except FileExistsError:
+                pass   # a request is pending already
+            moved = 0
+            for qid in self.layout.list("deferred"):
+                st = self.state.load(qid)
+                if st.attempts:
+                    st.next_attempt = 0.0
+                    self.state.save(qid, st)
+                try:
+                    # due now (qmgr reads the mtime); on the name itself, never through a link
+                    os.utime(self.layout.path("deferred", qid), follow_symlinks=False)
+                    self.layout.move(qid, "deferred", "incoming")
+                    moved += 1
+                except FileNotFoundError:
+                    continue
         return moved
 
     def delete(self, qid: str) -> str:
         """Remove message `qid` (from any queue, hold included); returns the queue it was in."""
-        queue = self._find(qid)
-        os.unlink(self.layout.path(queue, qid))
-        self.state.remove(qid)
+        with self._as_owner():
+            queue = self._find(qid)
+            os.unlink(self.layout.path(queue, qid))
+            self.state.remove(qid)
         return queue
 
     def hold(self, qid: str) -> str:
         """Put `qid` on hold (qmgr ignores hold/); returns the queue it came from."""
-        queue = self._find(qid, ("incoming", "active", "deferred"))
-        self.layout.move(qid, queue, "hold")
+        with self._as_owner():
+            queue = self._find(qid, ("incoming", "active", "deferred"))
+            self.layout.move(qid, queue, "hold")
         return queue
 
     def release(self, qid: str) -> None:
         """Release `qid` from hold/ into incoming/ for an immediate attempt."""
-        self._find(qid, ("hold",))
-        st = self.state.load(qid)
-        if st.attempts:
-            st.next_attempt = 0.0
-            self.state.save(qid, st)
-        self.layout.move(qid, "hold", "incoming")
+        with self._as_owner():
+            self._find(qid, ("hold",))
+            st = self.state.load(qid)
+            if st.attempts:
+                st.next_attempt = 0.0
+                self.state.save(qid, st)
+            self.layout.move(qid, "hold", "incoming")
+
+
+def _tree_owner(layout: QueueLayout) -> tuple[int, int] | None:
+    """(uid, gid) of incoming/ when root runs the tools on a tree another user owns, else None.
+    incoming/ is opened O_NOFOLLOW: only root can have made it, in root's queue directory."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        fd = open_dir(layout.dir("incoming"))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:   # a symlink included: refused, never followed
+        raise InputError(f"cannot open {layout.dir('incoming')}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return (st.st_uid, st.st_gid) if st.st_uid != 0 else None
 
 
 def format_mailq(entries: list[QueueEntry]) -> str:
