@@ -6,9 +6,12 @@ trusts nothing it reads there. It opens each file with O_NOFOLLOW and checks it 
 with one link (a hard link to somebody else's file, e.g. /etc/shadow, is refused, never mailed), that
 its name is a maildrop id, that it is not larger than message_size_limit, and that the envelope block
 is well formed with sane addresses; anything else is moved to corrupt/ and logged. The submitting
-user is the file's owner (uid), recorded in the log and in the Received: header. Runs inside the
-daemon with the daemon's privileges; writes only through cleanup (local_submission=True: missing
-Date:, Message-ID:, From: added, bare LF normalised).
+user is the file's owner (uid), recorded in the log and in the Received: header. Runs as root in
+the daemon's pickup helper (the files are the submitting users', mode 0600): it opens nothing in
+maildrop/ but through O_NOFOLLOW|O_NONBLOCK and only renames or unlinks names there (a planted link
+is moved or removed, never followed). It writes only through cleanup (new files O_EXCL, handed to
+the mail owner; local_submission=True: missing Date:, Message-ID:, From: added, bare LF
+normalised).
 
 File format (written by `hardener sendmail`, see write_maildrop_header()):
 
