@@ -53,6 +53,12 @@ class Anvil:
         self.active[client] += 1
         return None
 
+    def carry_over(self, old: "Anvil") -> None:
+        """Take over `old`'s counters (reload): sessions open across a reload keep counting
+        against their client, as Postfix's anvil outlives an smtpd reload."""
+        self.active = old.active
+        self.arrivals = old.arrivals
+
     def disconnect(self, client: str) -> None:
         """A session of `client` ended."""
         n = self.active.get(client, 0) - 1

@@ -345,6 +345,7 @@ def _reload(ctx, config_dir: Path, qmgr=None) -> None:
     if settings.maillog_file != ctx.settings.maillog_file:
         log.warning("maillog_file changed: restart the daemon to apply it")
     ctx.settings, ctx.policy = settings, PolicySettings.from_settings(settings)
+    fresh.anvil.carry_over(ctx.anvil)
     ctx.anvil, ctx.recipients = fresh.anvil, fresh.recipients
     log.info(f"reload -- configuration {config_dir.resolve()}")
 

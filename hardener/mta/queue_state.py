@@ -132,7 +132,11 @@ class QueueState:
         path = self._path(qid)
         tmp = path.with_name(f".{qid}.{os.getpid()}.tmp")
         data = json.dumps(state.to_dict(), sort_keys=True).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.unlink(tmp)   # a stale temporary name from a crashed run
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, data)
             if durable:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import subprocess
+import sys
 import time
 
 from tests.fixtures.mta import SmtpClient
@@ -130,3 +132,18 @@ def test_500_concurrent_connections_are_all_served(mta_factory, loopback):
     print(f"\n500 concurrent connections, default_process_limit 100: {counts} in {elapsed:.1f} s")
     assert counts == {"220": 500}, counts
     assert not re.search(r"process limit|Service currently unavailable", mta.log_text())
+
+
+def test_sessions_open_across_a_reload_still_count(mta_factory, loopback):
+    """A reload builds a new anvil with the new limits; the sessions already open must still count
+    against their client (Postfix's anvil outlives an smtpd reload)."""
+    mta = mta_factory({"smtpd_client_connection_count_limit": "2"})
+    source = loopback.address()
+    with greeted(mta, source), greeted(mta, source):
+        subprocess.run([sys.executable, "-m", "hardener", "mta", "reload", "--config",
+                        str(mta.config_dir)], check=True, capture_output=True, timeout=60)
+        mta.wait_for_log("reload -- configuration")
+        with SmtpClient(mta.address, mta.port, source=source) as c:
+            assert c.greeting()[0] == 421
+    with greeted(mta, source):   # both closed: the client is welcome again
+        pass
