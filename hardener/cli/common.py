@@ -37,7 +37,7 @@ import typer
 
 from hardener.controls import Severity
 from hardener.errors import InputError
-from hardener.mta.config_dir import CONFIG_ENV, DEFAULT_CONFIG_DIR
+from hardener.mta.config.config_dir import CONFIG_ENV, DEFAULT_CONFIG_DIR
 from hardener.report.output import FORMATS, check_output_path
 
 SEVERITY_LABELS = tuple(s.label for s in Severity)

@@ -21,13 +21,13 @@ def serve(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
     # Same pid, lean process: the daemon does not need the rest of the CLI in memory.
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "hardener.mta.daemon", "--config", str(config)])
+    os.execv(sys.executable, [sys.executable, "-m", "hardener.mta.master.daemon", "--config", str(config)])
 
 
 @app.command("start")
 def start(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
     """Start the daemon in the background (pid file in the queue directory)."""
-    from hardener.mta import control  # here: the daemon's modules take ~100 ms to import
+    from hardener.mta.master import control  # here: the daemon's modules take ~100 ms to import
 
     raise typer.Exit(control.start(config))
 
@@ -35,7 +35,7 @@ def start(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
 @app.command("stop")
 def stop(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
     """Stop the background daemon (SIGTERM, then wait)."""
-    from hardener.mta import control
+    from hardener.mta.master import control
 
     raise typer.Exit(control.stop(config))
 
@@ -43,7 +43,7 @@ def stop(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
 @app.command("reload")
 def reload(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
     """Make the daemon re-read main.cf (SIGHUP)."""
-    from hardener.mta import control
+    from hardener.mta.master import control
 
     raise typer.Exit(control.reload(config))
 
@@ -51,6 +51,6 @@ def reload(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
 @app.command("status")
 def status(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
     """Say whether the daemon runs (exit 0) or not (exit 1)."""
-    from hardener.mta import control
+    from hardener.mta.master import control
 
     raise typer.Exit(control.status(config))

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from hardener.cli.common import CONFIG_DEFAULT, ConfigDirOption, command_app, format_option
-from hardener.mta.queue_tools import QueueTools, format_mailq, queue_directory
+from hardener.mta.queue.tools import QueueTools, format_mailq, queue_directory
 
 app = command_app("Show and manage the MTA's mail queue (like mailq/postsuper).", group=True)
 

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from hardener.mta.address_form import printable_external
 from hardener.mta.maillog import get_logger
-from hardener.mta.queue_file import Envelope, Recipient
+from hardener.mta.queue.file import Envelope, Recipient
 
 log = get_logger("bounce")
 
@@ -185,7 +185,7 @@ def build_dsn(env: Envelope, failed: list[FailedRecipient], original_headers: by
 
 
 class Bouncer:
-    """Queues DSNs through cleanup. `cleanup` is hardener.mta.cleanup.Cleanup."""
+    """Queues DSNs through cleanup. `cleanup` is hardener.mta.cleanup.service.Cleanup."""
 
     def __init__(self, cleanup: object, myhostname: str) -> None:
         self.cleanup = cleanup

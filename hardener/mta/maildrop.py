@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from hardener.errors import HardenerError
-from hardener.mta.config_dir import default_config_dir
+from hardener.mta.config.config_dir import default_config_dir
 from hardener.mta.pickup import (MAX_HEADER, MAX_RECIPIENTS, MaildropError, check_address,
                                  new_maildrop_name, write_maildrop_header)
 from hardener.postfix.maincf import load_main_cf

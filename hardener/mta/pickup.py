@@ -35,7 +35,7 @@ import time
 
 from hardener.mta.address_form import AddressError, internalize, printable_external
 from hardener.mta.maillog import get_logger
-from hardener.mta.queue_file import QueueFileError, decode_value, encode_value
+from hardener.mta.queue.file import QueueFileError, decode_value, encode_value
 
 log = get_logger("pickup")
 

@@ -13,16 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hardener.mta.bounce import Bouncer
-from hardener.mta.cleanup import Cleanup, CleanupSettings
+from hardener.mta.cleanup.service import Cleanup, CleanupSettings
 from hardener.mta.delivery.error import ErrorAgent
 from hardener.mta.delivery.local import LocalAgent, LocalSettings
 from hardener.mta.delivery.nexthop import NextHopResolver
 from hardener.mta.delivery.routing import Router, RoutingSettings
 from hardener.mta.delivery.smtp import SmtpAgent, SmtpSettings
 from hardener.mta.delivery.smtp_client import Timeouts
-from hardener.mta.qmgr import QmgrSettings, QueueManager, make_resubmitter
-from hardener.mta.qmgr_retry import RetryPolicy
-from hardener.mta.queue_layout import QueueLayout
+from hardener.mta.qmgr.manager import QmgrSettings, QueueManager, make_resubmitter
+from hardener.mta.qmgr.retry import RetryPolicy
+from hardener.mta.queue.layout import QueueLayout
 
 
 class Harness:

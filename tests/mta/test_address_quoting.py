@@ -26,7 +26,7 @@ from hardener.mta.address_form import (
 from hardener.mta.bounce import FailedRecipient, build_dsn, original_recipient_field
 from hardener.mta.delivery.local import LocalAgent, LocalSettings
 from hardener.mta.delivery.result import BOUNCED, SENT, DeliveryRequest, Destination
-from hardener.mta.queue_file import (
+from hardener.mta.queue.file import (
     Envelope,
     QueueFileError,
     Recipient,
@@ -34,7 +34,7 @@ from hardener.mta.queue_file import (
     format_envelope,
     parse_bytes,
 )
-from hardener.mta.smtpd_address import parse_path_arg, path_error_reply
+from hardener.mta.smtpd.address import parse_path_arg, path_error_reply
 
 INJECTION = "x@evil.example> NOTIFY=SUCCESS ORCPT=rfc822;y@example.net"
 

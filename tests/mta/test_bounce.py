@@ -7,7 +7,7 @@ import email.policy
 
 from hardener.mta.bounce import (FailedRecipient, build_dsn, read_original_headers,
                                  should_bounce, wants_failure_notice)
-from hardener.mta.queue_file import Envelope, Recipient
+from hardener.mta.queue.file import Envelope, Recipient
 
 
 def _env(sender="alice@example.org", flags=frozenset()):

@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from hardener.mta.cleanup import Cleanup, CleanupError, CleanupSettings
-from hardener.mta.queue_file import open_content, read_envelope
-from hardener.mta.queue_layout import QueueLayout
+from hardener.mta.cleanup.service import Cleanup, CleanupError, CleanupSettings
+from hardener.mta.queue.file import open_content, read_envelope
+from hardener.mta.queue.layout import QueueLayout
 
 SETTINGS = CleanupSettings(myhostname="mx.hardener.test", myorigin="hardener.test")
 

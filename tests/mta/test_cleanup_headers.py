@@ -5,7 +5,7 @@ from that rule; the end-to-end test checks the queued message of the real daemon
 
 from __future__ import annotations
 
-from hardener.mta.cleanup_headers import HeaderReader
+from hardener.mta.cleanup.headers import HeaderReader
 
 
 def read_all(data: bytes, limit: int, record: int = 2048, chunk: int = 7):

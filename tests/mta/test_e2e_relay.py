@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from hardener.mta.queue_state import QueueState
+from hardener.mta.queue.state import QueueState
 from tests.fixtures.unprivileged import skip_unless_nobody_can_run
 
 NO_TLS = {"smtp_tls_security_level": "none"}

@@ -2,7 +2,7 @@
 
 The file is root's (mode 0600, as Postfix's postlogd creates it) while smtpd, cleanup and the qmgr
 child run as the mail owner: the part that stays root opens the fresh file and hands each process
-its descriptor (hardener/mta/maillog_reopen.py). Before that design the reload logged
+its descriptor (hardener/mta/master/maillog_reopen.py). Before that design the reload logged
 "cannot reopen the log file: Permission denied" and every process kept writing the rotated file.
 """
 

@@ -12,7 +12,7 @@ import pytest
 from hardener.mta.maildrop import (EX_CONFIG, EX_DATAERR, EX_USAGE, Submission, SubmitError,
                                    config_directory, submit)
 from hardener.mta.pickup import MAX_RECIPIENTS
-from hardener.mta.queue_layout import QueueLayout
+from hardener.mta.queue.layout import QueueLayout
 
 
 @pytest.mark.parametrize("flag, env, expected", [

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from hardener.mta.cleanup import Cleanup, CleanupSettings
+from hardener.mta.cleanup.service import Cleanup, CleanupSettings
 from hardener.mta.pickup import Pickup, new_maildrop_name, write_maildrop_header
-from hardener.mta.queue_file import parse_bytes
-from hardener.mta.queue_layout import QueueLayout
+from hardener.mta.queue.file import parse_bytes
+from hardener.mta.queue.layout import QueueLayout
 from tests.fixtures.unprivileged import skip_unless_nobody_can_run
 
 

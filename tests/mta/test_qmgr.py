@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from hardener.mta.qmgr_retry import RetryPolicy
-from hardener.mta.queue_state import QueueState
+from hardener.mta.qmgr.retry import RetryPolicy
+from hardener.mta.queue.state import QueueState
 from tests.mta.back_harness import Harness, run_with
 
 
@@ -184,7 +184,7 @@ def test_error_transport_bounces_with_its_reason(tmp_path, smtp_sink_factory):
 
 
 def test_state_sidecar_is_json(tmp_path):
-    from hardener.mta.queue_state import MessageState, RecipientState
+    from hardener.mta.queue.state import MessageState, RecipientState
 
     state = QueueState(tmp_path)
     st = MessageState(attempts=2, last_reason="x",

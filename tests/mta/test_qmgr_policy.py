@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from hardener.mta.qmgr import format_delay
-from hardener.mta.qmgr_dead import DeadDestinations
-from hardener.mta.qmgr_retry import RetryPolicy
-from hardener.mta.qmgr_window import ConcurrencyWindow
+from hardener.mta.qmgr.manager import format_delay
+from hardener.mta.qmgr.dead import DeadDestinations
+from hardener.mta.qmgr.retry import RetryPolicy
+from hardener.mta.qmgr.window import ConcurrencyWindow
 
 
 def test_backoff_doubles_within_bounds():

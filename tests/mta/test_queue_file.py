@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from hardener.mta.cleanup import new_queue_id
-from hardener.mta.queue_file import (Envelope, QueueFileError, Recipient, format_envelope,
+from hardener.mta.cleanup.service import new_queue_id
+from hardener.mta.queue.file import (Envelope, QueueFileError, Recipient, format_envelope,
                                      open_content, parse_bytes, read_envelope)
-from hardener.mta.queue_layout import QueueLayout, valid_queue_id
+from hardener.mta.queue.layout import QueueLayout, valid_queue_id
 
 
 def make_env(qid: str, size: int = 5) -> Envelope:

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from hardener.cli.mta_queue_cmd import app as queue_app
 from hardener.errors import InputError
-from hardener.mta.qmgr_retry import RetryPolicy
-from hardener.mta.queue_tools import QueueTools, format_mailq
+from hardener.mta.qmgr.retry import RetryPolicy
+from hardener.mta.queue.tools import QueueTools, format_mailq
 from tests.mta.back_harness import Harness, run_with
 
 

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from hardener.mta.relay_policy import (FINAL, RELAY, PolicySettings, check_recipient, resolve)
+from hardener.mta.smtpd.relay_policy import (FINAL, RELAY, PolicySettings, check_recipient, resolve)
 
 S = PolicySettings(
     myhostname="mx.hardener.test", myorigin="mx.hardener.test", mydomain="hardener.test",

@@ -6,7 +6,6 @@ import re
 import subprocess
 import time
 
-import pytest
 
 from tests.fixtures.mta import SmtpClient
 

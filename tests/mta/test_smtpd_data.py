@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hardener.mta.smtpd_data import DataParser
+from hardener.mta.smtpd.data import DataParser
 
 SMUGGLING_FORMS = [b"\n.\n", b"\r.\r", b"\r.\n", b"\n.\r", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n",
                    b"\r\n.\r", b"\r\n\x00.\r\n", b"\r\n.\x00\r\n"]

@@ -14,12 +14,12 @@ import dataclasses
 import threading
 import time
 
-from hardener.mta.cleanup import Cleanup, CleanupSettings
-from hardener.mta.privileges import bind_listeners
-from hardener.mta.queue_layout import QueueLayout
-from hardener.mta.settings import load_settings
-from hardener.mta.smtpd import start_services
-from hardener.mta.smtpd_context import SmtpdContext
+from hardener.mta.cleanup.service import Cleanup, CleanupSettings
+from hardener.mta.master.privileges import bind_listeners
+from hardener.mta.queue.layout import QueueLayout
+from hardener.mta.config.settings import load_settings
+from hardener.mta.smtpd.server import start_services
+from hardener.mta.smtpd.context import SmtpdContext
 from tests.fixtures.mta import SmtpClient
 
 MASTER_CF = "{listen} inet n - n - 2 smtpd\nlocal unix - n n - - local\n"
@@ -119,7 +119,7 @@ def test_loopback_only_service_never_enters_stress(mta_factory, loopback):
 
 def test_stress_capability_follows_the_listen_addresses(tmp_path):
     """As Postfix's master: loopback-only or single-process services never enter stress."""
-    from hardener.mta.settings import _listeners
+    from hardener.mta.config.settings import _listeners
     from hardener.postfix.mastercf import parse_master_cf
 
     def capable(master_line: str, inet: list[str]) -> bool:

@@ -10,8 +10,8 @@ import ssl
 import pytest
 
 from hardener.errors import ConfigError
-from hardener.mta.settings import load_settings
-from hardener.mta.smtpd_context import tls_context_from
+from hardener.mta.config.settings import load_settings
+from hardener.mta.smtpd.context import tls_context_from
 
 
 def _tls_settings(cert, **extra: str) -> dict[str, str]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from hardener.mta.queue_layout import ALL_DIRS, QueueLayout
+from hardener.mta.queue.layout import ALL_DIRS, QueueLayout
 from hardener.mta.safe_open import UnsafeFileError, open_append
 from tests.fixtures.mta import MAIL_OWNER, SmtpClient
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hardener.mta.relay_policy import Decision, in_networks
-from hardener.mta.smtpd_address import quote_for_reply
+from hardener.mta.smtpd.relay_policy import Decision, in_networks
+from hardener.mta.smtpd.address import quote_for_reply
 
 if TYPE_CHECKING:
-    from hardener.mta.smtpd import HardenedSMTP
+    from hardener.mta.smtpd.server import HardenedSMTP
 
 EARLY_LISTS = ("smtpd_client_restrictions", "smtpd_helo_restrictions", "smtpd_sender_restrictions")
 

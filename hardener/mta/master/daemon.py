@@ -24,16 +24,17 @@ import sys
 from pathlib import Path
 
 from hardener.errors import ConfigError
-from hardener.mta import maillog, maillog_reopen
-from hardener.mta.cleanup import Cleanup, CleanupSettings
-from hardener.mta.privileges import (bind_listeners, drop_privileges, owner_ids,
+from hardener.mta import maillog
+from hardener.mta.master import maillog_reopen
+from hardener.mta.cleanup.service import Cleanup, CleanupSettings
+from hardener.mta.master.privileges import (bind_listeners, drop_privileges, owner_ids,
                                       set_parent_death_signal)
-from hardener.mta.queue_layout import QueueLayout, QueueLayoutError
+from hardener.mta.queue.layout import QueueLayout, QueueLayoutError
 from hardener.mta.safe_open import open_dir, open_regular, replace_file
-from hardener.mta.settings import MtaSettings, load_settings
+from hardener.mta.config.settings import MtaSettings, load_settings
 
 # Imported lazily so the pickup helper, forked before them, stays small:
-# hardener.mta.smtpd, hardener.mta.smtpd_context, hardener.mta.qmgr_settings builders.
+# hardener.mta.smtpd.server, hardener.mta.smtpd.context, hardener.mta.qmgr.settings builders.
 
 log = maillog.get_logger("master")
 PID_FILE = "pid/master.pid"
@@ -81,7 +82,7 @@ def is_daemon_process(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"hardener.mta.daemon" in cmdline or (
+    return b"hardener.mta.master.daemon" in cmdline or (
         any(b"hardener" in part for part in cmdline) and b"serve" in cmdline)
 
 
@@ -158,7 +159,7 @@ def _start_pickup_helper(settings: MtaSettings, layout: QueueLayout,
     or closes it): after the privilege drop the daemon can no longer signal a root process.
     """
     try:
-        from hardener.mta.qmgr_settings import build_pickup
+        from hardener.mta.qmgr.settings import build_pickup
     except ImportError:
         return None
     daemon_pid = os.getpid()
@@ -229,7 +230,7 @@ def serve(config_dir: str | os.PathLike[str]) -> int:
         if helper is None:
             maillog_reopen.close()
         maillog_reopen.keep_client_side()
-        from hardener.mta.smtpd_context import SmtpdContext
+        from hardener.mta.smtpd.context import SmtpdContext
 
         cleanup = Cleanup(layout, CleanupSettings.from_settings(settings))
         ctx = SmtpdContext.build(settings, cleanup)
@@ -285,7 +286,7 @@ def _preload_modules() -> None:
 
 async def _run(settings: MtaSettings, layout: QueueLayout, cleanup: Cleanup, ctx,
                sockets: list, config_dir: Path) -> None:
-    from hardener.mta.smtpd import start_services
+    from hardener.mta.smtpd.server import start_services
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -295,7 +296,7 @@ async def _run(settings: MtaSettings, layout: QueueLayout, cleanup: Cleanup, ctx
     loop.add_signal_handler(signal.SIGHUP, lambda: _reload(ctx, config_dir, qmgr))
     tasks: list[asyncio.Task] = []
     try:
-        from hardener.mta.qmgr_settings import build_queue_manager
+        from hardener.mta.qmgr.settings import build_queue_manager
     except ImportError:
         build_queue_manager = None
     if build_queue_manager is not None:
@@ -323,8 +324,8 @@ async def _run(settings: MtaSettings, layout: QueueLayout, cleanup: Cleanup, ctx
 def _reload(ctx, config_dir: Path, qmgr=None) -> None:
     """SIGHUP: reopen maillog_file (after rotation, as `postfix reload` does; also in the qmgr
     child), then re-read main.cf: smtpd's policy, limits and tables change for new sessions."""
-    from hardener.mta.relay_policy import PolicySettings
-    from hardener.mta.smtpd_context import SmtpdContext
+    from hardener.mta.smtpd.relay_policy import PolicySettings
+    from hardener.mta.smtpd.context import SmtpdContext
 
     maillog_reopen.reopen_log("master")
     qmgr_pid = getattr(qmgr, "pid", 0)
@@ -351,7 +352,7 @@ def _reload(ctx, config_dir: Path, qmgr=None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Lean entry point (`python -m hardener.mta.daemon --config DIR`): `hardener mta serve` execs
+    """Lean entry point (`python -m hardener.mta.master.daemon --config DIR`): `hardener mta serve` execs
     it so the daemon does not carry the whole command line's imports."""
     import argparse
 

@@ -1,7 +1,7 @@
 """qmgr: the queue manager. Moves mail from incoming/ into a bounded active/, hands it to delivery
 agents, and moves what could not be delivered to deferred/ until its next try.
 
-SECURITY: trusts nothing in the queue files it reads (hardener.mta.queue_file validates them; a file
+SECURITY: trusts nothing in the queue files it reads (hardener.mta.queue.file validates them; a file
 that does not parse goes to corrupt/ and is logged). Runs in the daemon process as an asyncio task,
 with the daemon's privileges (the mail owner after the privilege drop). Touches only the queue
 directory: renames between queues, removes delivered queue files, writes the defer/ sidecars. It never
@@ -12,10 +12,10 @@ Scheduling (Postfix semantics):
  * per destination (transport + next hop) at most `default_destination_concurrency_limit` deliveries
    at a time (`TRANSPORT_destination_concurrency_limit` overrides per transport);
  * a next hop that cannot be reached is dead for `minimal_backoff_time`: its other mail is deferred
-   without a connection attempt (hardener.mta.qmgr_dead);
+   without a connection attempt (hardener.mta.qmgr.dead);
  * a deferred message waits minimal_backoff_time, doubling each time up to maximal_backoff_time
    (its next try is kept in the sidecar and, as in Postfix, as the deferred file's mtime);
-   deferred/ is scanned every queue_run_delay (hardener.mta.qmgr_retry);
+   deferred/ is scanned every queue_run_delay (hardener.mta.qmgr.retry);
  * after maximal_queue_lifetime (bounce_queue_lifetime for bounces) it is returned to the sender;
  * on start, mail left in active/ by a crash goes back to incoming/.
 A message's queue file is removed only after every recipient is delivered or its bounce is queued,
@@ -37,14 +37,14 @@ from hardener.mta.delivery.result import (BOUNCED, DEFERRED, SENT, AttemptReport
                                           DeliveryRequest, Destination, RecipientResult)
 from hardener.mta.delivery.routing import Router
 from hardener.mta.maillog import get_logger
-from hardener.mta.qmgr_dead import DeadDestinations
-from hardener.mta.qmgr_retry import RetryPolicy
-from hardener.mta.qmgr_window import ConcurrencyWindow
-from hardener.mta.queue_file import Envelope, QueueFileError, open_content, read_envelope
-from hardener.mta.queue_layout import QueueLayout
-from hardener.mta.queue_state import DONE, MessageState, QueueState, RecipientState
-from hardener.mta.queue_state import BOUNCED as ST_BOUNCED
-from hardener.mta.queue_state import DEFERRED as ST_DEFERRED
+from hardener.mta.qmgr.dead import DeadDestinations
+from hardener.mta.qmgr.retry import RetryPolicy
+from hardener.mta.qmgr.window import ConcurrencyWindow
+from hardener.mta.queue.file import Envelope, QueueFileError, open_content, read_envelope
+from hardener.mta.queue.layout import QueueLayout
+from hardener.mta.queue.state import DONE, MessageState, QueueState, RecipientState
+from hardener.mta.queue.state import BOUNCED as ST_BOUNCED
+from hardener.mta.queue.state import DEFERRED as ST_DEFERRED
 
 log = get_logger("qmgr")
 

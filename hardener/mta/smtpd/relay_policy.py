@@ -11,7 +11,7 @@ left. A remote result whose local part still holds a routing operator is "sender
 and is never relayed (Postfix's RESOLVE_FLAG_ROUTED).
 
 SECURITY: input is the untrusted recipient address (already reduced to Postfix's internal, unquoted
-form by smtpd_address.py). No I/O: runs anywhere.
+form by smtpd/address.py). No I/O: runs anywhere.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class PolicySettings:
     relay_domains_reject_code: int = 554
 
     @classmethod
-    def from_settings(cls, s) -> "PolicySettings":  # s: hardener.mta.settings.MtaSettings
+    def from_settings(cls, s) -> "PolicySettings":  # s: hardener.mta.config.settings.MtaSettings
         """Build from the daemon's MtaSettings."""
         return cls(myhostname=s.myhostname, myorigin=s.myorigin, mydomain=s.mydomain,
                    mydestination=tuple(s.mydestination), relay_domains=tuple(s.relay_domains),

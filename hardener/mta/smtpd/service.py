@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 
 from hardener.mta.maillog import get_logger
-from hardener.mta.settings import Listener
+from hardener.mta.config.settings import Listener
 
 log = get_logger("master")
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from hardener.mta.maillog import get_logger
-from hardener.mta.privileges import set_parent_death_signal
+from hardener.mta.master.privileges import set_parent_death_signal
 
 log = get_logger("master")
 
@@ -208,6 +208,6 @@ async def _child_serve(make_qmgr: Callable[[], object], rfd: int) -> None:
 
 def _reopen_log() -> None:
     """SIGHUP from the daemon: reopen maillog_file after rotation (see maillog_reopen)."""
-    from hardener.mta import maillog_reopen
+    from hardener.mta.master import maillog_reopen
 
     maillog_reopen.reopen_log("qmgr")

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hardener.errors import InputError
-from hardener.mta.privileges import acting_as
-from hardener.mta.queue_file import QueueFileError, read_envelope
-from hardener.mta.queue_layout import QueueLayout, valid_queue_id
-from hardener.mta.queue_state import DEFERRED, QueueState
+from hardener.mta.master.privileges import acting_as
+from hardener.mta.queue.file import QueueFileError, read_envelope
+from hardener.mta.queue.layout import QueueLayout, valid_queue_id
+from hardener.mta.queue.state import DEFERRED, QueueState
 from hardener.mta.safe_open import create_exclusive, open_dir
 
 LISTED_QUEUES = ("incoming", "active", "deferred", "hold")
@@ -128,7 +128,7 @@ class QueueTools:
         Also leaves a flush request (defer/.flush) for a running daemon, whose qmgr then forgets the
         next hops it marked dead, so the flushed mail is really tried at once.
         """
-        from hardener.mta.qmgr import FLUSH_MARKER
+        from hardener.mta.qmgr.manager import FLUSH_MARKER
 
         with self._as_owner():
             try:

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hardener.errors import ConfigError
-from hardener.mta.anvil import Anvil
-from hardener.mta.cleanup import Cleanup
-from hardener.mta.local_recipients import LocalRecipients
-from hardener.mta.relay_policy import PolicySettings
-from hardener.mta.settings import MtaSettings
-from hardener.mta.smtpd_commands import fsspace
+from hardener.mta.smtpd.anvil import Anvil
+from hardener.mta.cleanup.service import Cleanup
+from hardener.mta.smtpd.local_recipients import LocalRecipients
+from hardener.mta.smtpd.relay_policy import PolicySettings
+from hardener.mta.config.settings import MtaSettings
+from hardener.mta.smtpd.commands import fsspace
 from hardener.postfix.tls_protocols import InvalidProtocolList, server_protocols
 
 

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardener.mta.queue_layout import valid_queue_id as valid_qid
+from hardener.mta.queue.layout import valid_queue_id as valid_qid
 
 
 STATE_VERSION = 1

@@ -5,7 +5,7 @@ SECURITY: reads configuration files owned by root (main.cf, master.cf, the trans
 tables) before the privilege drop; trusts them as configuration but validates every value it uses:
 a value the daemon cannot honour raises ConfigError naming file, line and parameter.
 
-`load_back_settings(settings)` is registered in hardener.mta.settings (BACK section) and stores a
+`load_back_settings(settings)` is registered in hardener.mta.config.settings (BACK section) and stores a
 `BackSettings` in `settings.extra["back"]`. `build_queue_manager(settings, layout, cleanup)` and
 `build_pickup(...)` are what the daemon calls.
 
@@ -34,8 +34,8 @@ from hardener.mta.delivery.local import LocalSettings
 from hardener.mta.delivery.routing import AGENTS, RoutingSettings
 from hardener.mta.delivery.smtp import TLS_LEVELS, SmtpSettings
 from hardener.mta.delivery.smtp_client import Timeouts
-from hardener.mta.qmgr import QmgrSettings
-from hardener.mta.qmgr_retry import RetryPolicy
+from hardener.mta.qmgr.manager import QmgrSettings
+from hardener.mta.qmgr.retry import RetryPolicy
 
 _SUPPORTED_TLS = ("none", "may", "encrypt", "dane", "verify", "secure")
 
@@ -228,7 +228,7 @@ def build_queue_manager(settings: Any, layout: Any, cleanup: Any) -> Any:
     `await qmgr.stop()` at shutdown. Call it after the privilege drop: the child inherits the
     daemon's (unprivileged) identity. `hardener_qmgr_process = no` keeps it in the daemon's process.
     """
-    from hardener.mta.qmgr_process import QmgrProcess
+    from hardener.mta.qmgr.process import QmgrProcess
 
     back: BackSettings = settings.extra["back"]
     if not back.qmgr_process:
@@ -236,7 +236,7 @@ def build_queue_manager(settings: Any, layout: Any, cleanup: Any) -> Any:
 
     def make() -> Any:
         # In the child: a cleanup of its own (the parent's worker threads did not survive fork).
-        from hardener.mta.cleanup import Cleanup
+        from hardener.mta.cleanup.service import Cleanup
 
         own = Cleanup(layout, cleanup.settings)
         qmgr = make_queue_manager(settings, layout, own)
@@ -255,7 +255,7 @@ def make_queue_manager(settings: Any, layout: Any, cleanup: Any) -> Any:
     from hardener.mta.delivery.nexthop import NextHopResolver
     from hardener.mta.delivery.routing import Router
     from hardener.mta.delivery.smtp import SmtpAgent
-    from hardener.mta.qmgr import QueueManager, make_resubmitter
+    from hardener.mta.qmgr.manager import QueueManager, make_resubmitter
 
     back: BackSettings = settings.extra["back"]
     os.makedirs(back.local.spool_dir, mode=0o700, exist_ok=True)

@@ -27,10 +27,10 @@ from typing import Any
 
 from hardener.mta.address_form import printable_external
 from hardener.mta.maillog import get_logger
-from hardener.mta.queue_file import Envelope, Recipient, format_envelope
-from hardener.mta.cleanup_commit import CommitItem, GroupCommitter, create_file, write_all
-from hardener.mta.cleanup_headers import HeaderReader
-from hardener.mta.queue_layout import QueueLayout
+from hardener.mta.queue.file import Envelope, Recipient, format_envelope
+from hardener.mta.cleanup.commit import CommitItem, GroupCommitter, create_file, write_all
+from hardener.mta.cleanup.headers import HeaderReader
+from hardener.mta.queue.layout import QueueLayout
 
 log = get_logger("cleanup")
 
@@ -69,7 +69,7 @@ class CleanupSettings:
 
     @classmethod
     def from_settings(cls, settings: Any) -> "CleanupSettings":
-        """From the MTA's settings (hardener.mta.settings.MtaSettings)."""
+        """From the MTA's settings (hardener.mta.config.settings.MtaSettings)."""
         return cls(settings.myhostname, settings.myorigin, settings.header_size_limit,
                    settings.line_length_limit)
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from hardener.errors import ConfigError
-from hardener.mta.settings import Listener
+from hardener.mta.config.settings import Listener
 
 LISTEN_BACKLOG = 1024
 

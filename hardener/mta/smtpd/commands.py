@@ -1,5 +1,5 @@
 """The SMTP verbs of smtpd's session (HELO/EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT, VRFY, EXPN,
-STARTTLS), with Postfix's replies, as a mixin of HardenedSMTP (hardener/mta/smtpd.py).
+STARTTLS), with Postfix's replies, as a mixin of HardenedSMTP (hardener/mta/smtpd/server.py).
 
 Each handler returns True when the command succeeded, as Postfix's command actions return 0: the
 session counts every other result as an error (smtpd_soft_error_limit, smtpd_hard_error_limit) and
@@ -16,15 +16,15 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hardener.mta.cleanup import new_queue_id
+from hardener.mta.cleanup.service import new_queue_id
 from hardener.mta.maillog import get_logger
-from hardener.mta.queue_file import Recipient
-from hardener.mta.relay_policy import Decision, FINAL, check_recipient, resolve
-from hardener.mta.smtpd_address import parse_path_arg, path_error_reply, quote_for_reply
-from hardener.mta.smtpd_restrictions import check_data_list, check_early_lists, session_restriction
+from hardener.mta.queue.file import Recipient
+from hardener.mta.smtpd.relay_policy import Decision, FINAL, check_recipient, resolve
+from hardener.mta.smtpd.address import parse_path_arg, path_error_reply, quote_for_reply
+from hardener.mta.smtpd.restrictions import check_data_list, check_early_lists, session_restriction
 
 if TYPE_CHECKING:
-    from hardener.mta.smtpd import HardenedSMTP
+    pass
 
 log = get_logger("smtpd")
 
@@ -194,7 +194,7 @@ class SmtpdCommands:
             self._log_reject("DATA", decision.reply or "")
             await self.reply(decision.reply or "554 5.7.1 Access denied")
             return False
-        from hardener.mta.smtpd_stream import receive_data  # one job per module
+        from hardener.mta.smtpd.stream import receive_data  # one job per module
 
         return await receive_data(self)
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from hardener.errors import ConfigError
-from hardener.mta.daemon import is_daemon_process, pid_file_path, read_pid
+from hardener.mta.master.daemon import is_daemon_process, pid_file_path, read_pid
 from hardener.postfix.maincf import load_main_cf
 
 START_TIMEOUT = 30.0
@@ -35,7 +35,7 @@ def _pid_path(config: Path) -> Path:
 
 def start(config: Path) -> int:
     """Start the daemon in the background; 0 when it runs, 2 with its error line when it failed."""
-    from hardener.mta.settings import load_settings
+    from hardener.mta.config.settings import load_settings
 
     settings = load_settings(config)  # refuse bad config here, with the one-line error
     pid_path = pid_file_path(settings.queue_directory)

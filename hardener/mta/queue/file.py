@@ -23,7 +23,7 @@ internal (unquoted) form, as Postfix's queue files hold them: `"x y"@example.net
 endings (each CRLF of the SMTP stream becomes LF, dot-unstuffed); delivery agents write CRLF again.
 
 SECURITY: read_envelope() trusts nothing in the file: every field is checked and anything malformed
-raises QueueFileError (the caller moves the file to corrupt/). Only hardener.mta.cleanup writes
+raises QueueFileError (the caller moves the file to corrupt/). Only hardener.mta.cleanup.service writes
 queue files (through format_envelope()).
 """
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from hardener.mta.queue_layout import valid_queue_id
+from hardener.mta.queue.layout import valid_queue_id
 
 FORMAT_VERSION = 1
 MAGIC = b"hardener-queue-file"

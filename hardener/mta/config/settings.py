@@ -455,7 +455,7 @@ _BACK_LOADERS: list[Any] = []
 
 
 def _load_back(settings: MtaSettings) -> None:
-    from hardener.mta.qmgr_settings import load_back_settings
+    from hardener.mta.qmgr.settings import load_back_settings
 
     load_back_settings(settings)
 

@@ -20,7 +20,7 @@ Postfix's per-session limits (SessionLimits; the stress values for sessions acce
 - A message queued clears the error and junk counts, as in Postfix.
 
 SECURITY: talks to the outside world; trusts nothing the client sends. Runs as the mail owner after
-the privilege drop (hardener/mta/privileges.py). Touches the queue only through cleanup.
+the privilege drop (hardener/mta/master/privileges.py). Touches the queue only through cleanup.
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from hardener.mta.address_form import printable_external
 from hardener.mta.maillog import get_logger
-from hardener.mta.queue_file import Recipient
-from hardener.mta.relay_policy import in_networks
-from hardener.mta.settings import Listener
-from hardener.mta.smtpd_commands import SmtpdCommands
-from hardener.mta.smtpd_context import SmtpdContext
-from hardener.mta.smtpd_service import SmtpdService
+from hardener.mta.queue.file import Recipient
+from hardener.mta.smtpd.relay_policy import in_networks
+from hardener.mta.config.settings import Listener
+from hardener.mta.smtpd.commands import SmtpdCommands
+from hardener.mta.smtpd.context import SmtpdContext
+from hardener.mta.smtpd.service import SmtpdService
 
 log = get_logger("smtpd")
 

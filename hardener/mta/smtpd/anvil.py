@@ -14,7 +14,7 @@ import collections
 import time
 from collections.abc import Callable, Sequence
 
-from hardener.mta.relay_policy import in_networks
+from hardener.mta.smtpd.relay_policy import in_networks
 
 
 class Anvil:

@@ -1,0 +1,1 @@
+"""Typed settings read from main.cf/master.cf through the one parser."""

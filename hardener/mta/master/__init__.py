@@ -1,0 +1,1 @@
+"""The root supervisor: configuration, listeners, queue tree, children, privileges, control."""

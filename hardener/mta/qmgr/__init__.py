@@ -1,0 +1,1 @@
+"""The queue manager: schedules deliveries, retries, the active-queue window."""

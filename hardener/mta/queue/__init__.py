@@ -1,0 +1,1 @@
+"""Queue files, the queue tree, per-message state, the queue tools."""

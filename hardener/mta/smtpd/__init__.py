@@ -1,0 +1,1 @@
+"""The SMTP server: talks to the outside world, trusts nothing it reads."""
