@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tests.fixtures.mta import SmtpClient
 from tests.fixtures.unprivileged import skip_unless_nobody_can_run
+from tests.mta.test_e2e_relay import mta_with_rejecting_next_hop
 
 NO_TLS = {"smtp_tls_security_level": "none"}
 OK_SENDER = b"<s@sender.example>"
@@ -148,15 +149,7 @@ def test_unrepresentable_addresses_get_postfixs_5xx(mta_factory, postfix_factory
 
 
 def test_bounce_of_a_quoted_recipient_has_quoted_dsn_fields(mta_factory, smtp_sink_factory):
-    rejecting = smtp_sink_factory(hard_reject="RCPT")
-    home = smtp_sink_factory()
-    mta = mta_factory(NO_TLS, start=False)
-    table = mta.config_dir / "transport"
-    table.write_text(f"remote.example smtp:[{rejecting.address}]:{rejecting.port}\n"
-                     f"sender.example smtp:[{home.address}]:{home.port}\n")
-    with open(mta.config_dir / "main.cf", "a") as f:
-        f.write(f"transport_maps = texthash:{table}\n")
-    mta.start()
+    mta, rejecting, home = mta_with_rejecting_next_hop(mta_factory, smtp_sink_factory)
     with SmtpClient(mta.address, mta.port, source="127.0.0.1") as c:
         c.greeting()
         c.cmd("EHLO client.test")

@@ -95,7 +95,9 @@ def test_next_hop_down_then_back(mta_factory, smtp_sink_factory, loopback):
     assert len(set(sink_recipients(sink))) == 20
 
 
-def test_5xx_next_hop_gives_a_dsn_to_the_sender(mta_factory, smtp_sink_factory):
+def mta_with_rejecting_next_hop(mta_factory, smtp_sink_factory):
+    """(mta, rejecting sink, home sink): mail for remote.example goes to an smtp-sink that rejects
+    every RCPT with 5xx, mail for sender.example (where DSNs go) to one that accepts."""
     rejecting = smtp_sink_factory(hard_reject="RCPT")
     home = smtp_sink_factory()
     mta = mta_factory(NO_TLS, start=False)
@@ -105,6 +107,11 @@ def test_5xx_next_hop_gives_a_dsn_to_the_sender(mta_factory, smtp_sink_factory):
     with open(mta.config_dir / "main.cf", "a") as f:
         f.write(f"transport_maps = texthash:{table}\n")
     mta.start()
+    return mta, rejecting, home
+
+
+def test_5xx_next_hop_gives_a_dsn_to_the_sender(mta_factory, smtp_sink_factory):
+    mta, rejecting, home = mta_with_rejecting_next_hop(mta_factory, smtp_sink_factory)
     assert smtp_source(mta, 1, 1, rcpt="bob@remote.example",
                        sender="alice@sender.example").returncode == 0
     assert home.wait_for_messages(1, timeout=30) == 1, mta.log_text()[-2000:]

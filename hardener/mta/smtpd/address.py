@@ -44,9 +44,9 @@ class _PathError(Exception):
         self.reply = reply
 
 
-def _split_angle(arg: str) -> tuple[str, str] | None:
-    """(text inside <...>, rest) honouring quotes and backslashes; None if unbalanced."""
-    i, quoted = 1, False
+def _unquoted_index(arg: str, start: int, stop: str) -> int:
+    """Index of the first `stop` at or after `start` outside quotes and backslash escapes, or -1."""
+    i, quoted = start, False
     while i < len(arg):
         c = arg[i]
         if c == "\\":
@@ -54,27 +54,23 @@ def _split_angle(arg: str) -> tuple[str, str] | None:
             continue
         if c == '"':
             quoted = not quoted
-        elif c == ">" and not quoted:
-            return arg[1:i], arg[i + 1:]
+        elif c == stop and not quoted:
+            return i
         i += 1
-    return None
+    return -1
+
+
+def _split_angle(arg: str) -> tuple[str, str] | None:
+    """(text inside <...>, rest) honouring quotes and backslashes; None if unbalanced."""
+    end = _unquoted_index(arg, 1, ">")
+    return None if end < 0 else (arg[1:end], arg[end + 1:])
 
 
 def _split_bare(arg: str) -> tuple[str, str]:
     """(address, rest) for an address without <> (strict_rfc821_envelopes = no): up to the first
     space outside quotes."""
-    i, quoted = 0, False
-    while i < len(arg):
-        c = arg[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == '"':
-            quoted = not quoted
-        elif c == " " and not quoted:
-            return arg[:i], arg[i:]
-        i += 1
-    return arg, ""
+    end = _unquoted_index(arg, 0, " ")
+    return (arg, "") if end < 0 else (arg[:end], arg[end:])
 
 
 def _parse(arg: str, keyword: str) -> ParsedArg:
