@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from hardener.mta import metrics
 from hardener.mta.address_form import printable_external
 from hardener.mta.bounce import Bouncer, FailedRecipient
 from hardener.mta.delivery.result import (BOUNCED, DEFERRED, SENT, AttemptReport,
@@ -323,6 +324,7 @@ class QueueManager:
             agent_log.info(f"{env.queue_id}: to=<{printable_external(r.recipient)}>, "
                            f"relay={r.relay}, delay={format_delay(now - env.arrival)}, "
                            f"delays={delays}, dsn={r.dsn}, status={r.status} ({r.reply})")
+            metrics.count_delivery(r.status, dest.transport)
         return report.results
 
     async def _finish(self, qid: str, env: Envelope, st: MessageState) -> None:

@@ -35,6 +35,7 @@ from collections.abc import Callable
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from hardener.mta import metrics
 from hardener.mta.address_form import printable_external
 from hardener.mta.maillog import get_logger
 from hardener.mta.queue.file import Recipient
@@ -251,6 +252,7 @@ class HardenedSMTP(SmtpdCommands, SMTP):
         if self.helo is not None:
             text += f" helo=<{self.helo}>"
         log.info(text)
+        metrics.count_reject(reply)
 
     # -- session -----------------------------------------------------------------------------
 
@@ -263,6 +265,7 @@ class HardenedSMTP(SmtpdCommands, SMTP):
         self.client_name = self.ctx.client_name(addr)
         log.info(f"connect from {self.client}")
         service = self.listener.service
+        metrics.count_connection(service)
         try:
             verdict = self.ctx.anvil.connect(addr)
             if verdict is not None:

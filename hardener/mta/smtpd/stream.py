@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hardener.mta import metrics
 from hardener.mta.cleanup.service import CleanupError
 from hardener.mta.maillog import get_logger
 from hardener.mta.smtpd.relay_policy import in_networks
@@ -104,6 +105,7 @@ async def receive_data(sess: "HardenedSMTP") -> bool:
             sess._reset_transaction()
             sess.errors = sess.junk = 0   # Postfix forgives earlier errors once mail got through
             await sess.push(f"250 2.0.0 Ok: queued as {qid}")
+            metrics.count_accepted(sess.listener.service)
             return True
     if failure == "size":
         reply = "552 5.3.4 Error: message file too big"
