@@ -26,6 +26,20 @@ def uid_of(pid: int) -> int:
     raise AssertionError("no Uid line")
 
 
+def child_named(master: int, comm: str) -> int:
+    """The master's child process named `comm` (the master names them as Postfix's programs)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                name = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == master and name == comm:
+                return int(entry.name)
+    raise AssertionError(f"no {comm} child of {master}")
+
+
 @pytest.mark.parametrize("override, field", [
     ({"smtpd_relay_restrictions": "permit_mynetworks, check_policy_service inet:1.2.3.4:9"},
      "smtpd_relay_restrictions"),
@@ -69,8 +83,10 @@ def test_start_status_reload_stop(mta_factory):
         pid = int((mta.queue_dir / "pid" / "master.pid").read_text())
         status = hardener("mta", "status", "--config", cfg)
         assert status.returncode == 0 and str(pid) in status.stdout
-        # bound as root, then running as the mail owner
-        assert uid_of(pid) == pwd.getpwnam("hardener").pw_uid
+        # the master stays root (it binds, restarts children, reopens logs); smtpd runs as the
+        # mail owner (tests/mta/test_privilege_separation.py checks every process)
+        assert uid_of(pid) == 0
+        assert uid_of(child_named(pid, "smtpd")) == pwd.getpwnam("hardener").pw_uid
         with SmtpClient(mta.address, mta.port) as c:
             assert c.greeting()[1] == "220 mx.hardener.test ESMTP"
         # reload picks up a changed banner for new sessions
@@ -106,7 +122,7 @@ def test_restart_after_kill9_and_queue_ownership(mta_factory):
         assert (st.st_uid, st.st_mode & 0o777) == (owner.pw_uid, 0o700)
     assert os.stat(mta.queue_dir / "maildrop").st_mode & 0o7777 == 0o1733
     main_pid, *children = mta.pids()
-    assert uid_of(main_pid) == owner.pw_uid
+    assert uid_of(child_named(main_pid, "smtpd")) == owner.pw_uid
     mta.kill9()                       # stale pid file left behind
     assert (mta.queue_dir / "pid" / "master.pid").exists()
     mta.start()

@@ -52,6 +52,7 @@ class Listener:
     service: str
     process_limit: int
     stress_capable: bool = False
+    chroot: bool = False          # master.cf's chroot column: smtpd runs jailed in the queue dir
 
 
 @dataclass(frozen=True)
@@ -260,11 +261,6 @@ def _listeners(main: MainCf, master: Any, inet_addrs: list[str], local: list[str
         if svc.listen_port is None:
             raise ConfigError(f"unknown service port {svc.listen_port_text!r}", file=svc.file,
                               line=svc.line, field=svc.name)
-        if svc.chroot:
-            warnings.append(
-                f"{svc.file}, line {svc.line}: service {svc.name}: chroot is not done by the "
-                "single-process daemon yet (privilege separation comes next); running unchrooted "
-                "as the mail owner")
         limit = svc.maxproc if svc.maxproc > 0 else 1000000
         if svc.listen_host:
             addr = svc.listen_host.strip("[]")
@@ -278,7 +274,8 @@ def _listeners(main: MainCf, master: Any, inet_addrs: list[str], local: list[str
         # runs one process (MASTER_FLAG_LOCAL_ONLY, max_proc > 1)
         stress = limit > 1 and not all(_is_loopback(a) for a in addrs)
         for addr in addrs:
-            result.append(Listener(addr, svc.listen_port, svc.name, limit, stress))
+            result.append(Listener(addr, svc.listen_port, svc.name, limit, stress,
+                                   bool(svc.chroot)))
     if not result:
         raise ConfigError("no smtpd service of type inet", file=str(master.path or "master.cf"))
     return result

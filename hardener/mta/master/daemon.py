@@ -1,17 +1,26 @@
-"""`hardener mta serve`: the daemon in the foreground (Postfix's master + its services in one).
+"""`hardener mta serve`: the root master supervisor in the foreground, as Postfix's master.
 
-Order, as Postfix's daemon skeleton: load and validate the configuration (ConfigError: exit 2), open
-the log, create and own the queue tree, write the pid file, bind the listeners, start the pickup
-helper (it stays root: maildrop files belong to the submitting users), then drop to the mail owner
-and run smtpd, cleanup and qmgr as asyncio tasks. SIGTERM/SIGINT stop (listeners closed, sessions
-given a few seconds, qmgr stopped, pid file removed); SIGHUP reloads main.cf for smtpd's policy and
-reopens maillog_file after rotation (the helper, still root, opens the fresh file: maillog_reopen).
+Order, as Postfix's master: load and validate the configuration (ConfigError: exit 2), open the
+log, create and own the queue tree, write the pid file, bind the listeners, start the pickup
+helper, then start and watch the children, each of which drops its own privileges
+(hardener/mta/master/privileges.py):
 
-SECURITY: starts as root; after the drop the network-facing process runs as mail_owner. What root
-writes in the queue tree, it writes in root-owned pid/ (master.pid, through safe_open: a fresh
-O_EXCL|O_NOFOLLOW temporary file renamed into place); it reads a pid file only when it is a regular
-file owned by root or by this user. The pickup helper, root to the end, removes master.pid when the
-daemon stops (the mail owner cannot: pid/ is root's, as in Postfix).
+- one smtpd process per master.cf smtpd service (hardener/mta/smtpd/process.py): chrooted into the
+  queue directory when the chroot column says y, mail owner, NoNewPrivs; it serves that service's
+  listening sockets and writes queue files through cleanup;
+- qmgr (hardener/mta/qmgr/process.py): mail owner, NoNewPrivs, no listening socket.
+
+The master stays root and parses no network input: it holds the listening sockets (never an
+accepted connection: it does not accept), restarts a child that dies (throttled: 1 s doubling to
+60 s), reopens maillog_file for the children after rotation (maillog_reopen: it is the root side),
+and on SIGHUP re-reads main.cf, refuses a broken one with one warning line, sends the new settings
+to the smtpd processes and forwards the reload. SIGTERM/SIGINT stop the children (sessions given
+a few seconds), then remove the pid file.
+
+SECURITY: root for its whole life, so it does as little as possible: what root writes in the queue
+tree, it writes in root-owned pid/ (master.pid, through safe_open: a fresh O_EXCL|O_NOFOLLOW
+temporary file renamed into place); it reads a pid file only when it is a regular file owned by
+root or by this user.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import asyncio
 import errno
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -28,13 +38,14 @@ from hardener.mta import maillog
 from hardener.mta.master import maillog_reopen
 from hardener.mta.cleanup.service import Cleanup, CleanupSettings
 from hardener.mta.master.privileges import (bind_listeners, drop_privileges, owner_ids,
-                                      set_parent_death_signal)
+                                            set_parent_death_signal, set_process_name)
+from hardener.mta.master.supervisor import ChildService
 from hardener.mta.queue.layout import QueueLayout, QueueLayoutError
 from hardener.mta.safe_open import open_dir, open_regular, replace_file
 from hardener.mta.config.settings import MtaSettings, load_settings
 
-# Imported lazily so the pickup helper, forked before them, stays small:
-# hardener.mta.smtpd.server, hardener.mta.smtpd.context, hardener.mta.qmgr.settings builders.
+# Imported lazily so the pickup helper, forked before them, stays small: hardener.mta.smtpd.*,
+# hardener.mta.qmgr.* (all imported by _preload_modules before the first child starts).
 
 log = maillog.get_logger("master")
 PID_FILE = "pid/master.pid"
@@ -154,9 +165,9 @@ def _start_pickup_helper(settings: MtaSettings, layout: QueueLayout,
                          pid_path: Path) -> tuple[int, int] | None:
     """Fork the pickup helper (root, reads maildrop/); returns (pid, lifeline fd) or None.
 
-    The helper is the part that stays root: it also answers maillog_reopen requests and, when
-    the daemon stops, removes master.pid. It stops when the lifeline pipe closes (the daemon exits
-    or closes it): after the privilege drop the daemon can no longer signal a root process.
+    It reopens its log after rotation through its own maillog_reopen channel ("pickup"), as the
+    other children do (the master forwards SIGHUP); when the daemon stops it removes master.pid
+    if the master has not. It stops when the lifeline pipe closes (the master exits or closes it).
     """
     try:
         from hardener.mta.qmgr.settings import build_pickup
@@ -174,7 +185,8 @@ def _start_pickup_helper(settings: MtaSettings, layout: QueueLayout,
     try:
         for _, sock in sockets:
             sock.close()
-        maillog_reopen.keep_root_side()
+        maillog_reopen.keep_only("pickup")
+        set_process_name("pickup")
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -195,7 +207,8 @@ def _start_pickup_helper(settings: MtaSettings, layout: QueueLayout,
 
             loop.add_signal_handler(signal.SIGTERM, pickup.stop)
             loop.add_reader(rfd, lifeline_closed)
-            maillog_reopen.serve(loop)
+            loop.add_signal_handler(signal.SIGHUP,
+                                    lambda: maillog_reopen.reopen_log("pickup"))
             await pickup.run()
             cleanup.close()
 
@@ -211,6 +224,9 @@ def _start_pickup_helper(settings: MtaSettings, layout: QueueLayout,
 
 def serve(config_dir: str | os.PathLike[str]) -> int:
     """Run the daemon until SIGTERM/SIGINT; ConfigError before anything listens on bad config."""
+    from hardener.mta.smtpd.context import SmtpdContext
+    from hardener.mta.smtpd.process import channel_name, snapshot_passwd
+
     settings = load_settings(config_dir)
     _configure_log(settings)
     for warning in settings.warnings:
@@ -220,39 +236,44 @@ def serve(config_dir: str | os.PathLike[str]) -> int:
     _write_pid(pid_path)
     sockets = []
     helper: tuple[int, int] | None = None
-    dropped = False
     try:
         sockets = bind_listeners(settings.listeners)
+        ctx = SmtpdContext.build(settings, None)   # validated now; the smtpd processes inherit it
+        snapshot_passwd(ctx.recipients)
+        services = _group_by_service(sockets)
         if owner is not None and settings.maillog_file \
                 and settings.maillog_file != maillog.STDOUT_PATH:
-            maillog_reopen.make_channels(settings.maillog_file)
+            maillog_reopen.make_channels(
+                settings.maillog_file,
+                tuple(channel_name(name) for name in services) + ("qmgr", "pickup"))
         helper = _start_pickup_helper(settings, layout, owner, sockets, pid_path)
-        if helper is None:
-            maillog_reopen.close()
-        maillog_reopen.keep_client_side()
-        from hardener.mta.smtpd.context import SmtpdContext
-
-        cleanup = Cleanup(layout, CleanupSettings.from_settings(settings))
-        ctx = SmtpdContext.build(settings, cleanup)
         _preload_modules()
-        dropped = drop_privileges(settings.mail_owner)
+        set_process_name("master")
         log.info(f"daemon started -- configuration {Path(config_dir).resolve()}")
         _event_loop_policy()
-        asyncio.run(_run(settings, layout, cleanup, ctx, sockets, Path(config_dir)))
+        asyncio.run(_run(settings, layout, ctx, services, sockets, Path(config_dir),
+                         helper[0] if helper else 0))
         log.info("terminating on signal")
     finally:
         for _, sock in sockets:
             sock.close()
         if helper:
-            os.close(helper[1])   # the helper removes master.pid (root's pid/) and exits
+            os.close(helper[1])   # the helper exits when its lifeline closes
             try:
                 os.waitpid(helper[0], 0)
             except ChildProcessError:
                 pass
         maillog_reopen.close()
-        if not dropped:
-            remove_pid_file(pid_path, os.getpid())
+        remove_pid_file(pid_path, os.getpid())
     return 0
+
+
+def _group_by_service(sockets: list) -> dict[str, list]:
+    """The bound listening sockets per master.cf service, in master.cf order."""
+    services: dict[str, list] = {}
+    for listener, sock in sockets:
+        services.setdefault(listener.service, []).append((listener, sock))
+    return services
 
 
 def _event_loop_policy() -> None:
@@ -284,71 +305,143 @@ def _preload_modules() -> None:
     _dns()  # dnspython, for MX lookups in the qmgr child (~5 MB the pickup helper does without)
 
 
-async def _run(settings: MtaSettings, layout: QueueLayout, cleanup: Cleanup, ctx,
-               sockets: list, config_dir: Path) -> None:
-    from hardener.mta.smtpd.server import start_services
+class _Master:
+    """The master's children and the descriptors it keeps for them across restarts."""
 
+    def __init__(self, settings: MtaSettings, layout: QueueLayout, ctx, services: dict[str, list],
+                 sockets: list, config_dir: Path) -> None:
+        from hardener.mta.smtpd.process import SmtpdJob, run as run_smtpd
+
+        self.settings, self.layout, self.ctx, self.config_dir = settings, layout, ctx, config_dir
+        self.wake_r, self.wake_w = os.pipe()     # qmgr wake-up: smtpd writes, qmgr reads
+        os.set_inheritable(self.wake_r, False)
+        self.listen_fds = [sock.fileno() for _, sock in sockets]
+        self.config_socks: dict[str, tuple[socket.socket, socket.socket]] = {
+            name: socket.socketpair() for name in services}
+        master_only = [mine.fileno() for mine, _ in self.config_socks.values()]
+        self.smtpd: list[ChildService] = []
+        for name, group in services.items():
+            own = {sock.fileno() for _, sock in group}
+            theirs = self.config_socks[name][1]
+            job = SmtpdJob(
+                service=name, sockets=group, ctx=ctx, config_sock=theirs, wake_fd=self.wake_w,
+                close_fds=[fd for fd in self.listen_fds if fd not in own] + master_only
+                + [self.wake_r] + [s.fileno() for _, s in self.config_socks.values()
+                                   if s is not theirs])
+            self.smtpd.append(ChildService(f"smtpd {name}", lambda job=job: run_smtpd(job)))
+        self.qmgr = None
+        self.helper_pid = 0
+
+    def qmgr_child_setup(self) -> None:
+        """In the qmgr child, before it builds the queue manager: no listening socket, no
+        smtpd channel, only its own log channel; then drop to the mail owner (no chroot)."""
+        set_parent_death_signal()
+        set_process_name("qmgr")
+        for fd in self.listen_fds + [self.wake_w]:
+            os.close(fd)
+        for mine, theirs in self.config_socks.values():
+            mine.close()
+            theirs.close()
+        maillog_reopen.keep_only("qmgr")
+        drop_privileges(self.settings.mail_owner)
+
+    def start_qmgr(self):
+        """The qmgr child (None when the queue manager is not installed)."""
+        try:
+            from hardener.mta.qmgr.process import QmgrProcess
+            from hardener.mta.qmgr.settings import make_queue_manager
+        except ImportError:
+            return None
+        settings, layout = self.settings, self.layout
+
+        def make():
+            own = Cleanup(layout, CleanupSettings.from_settings(settings))
+            qmgr = make_queue_manager(settings, layout, own)
+            own.on_commit = qmgr.wake
+            qmgr.close = own.close
+            return qmgr
+
+        self.qmgr = QmgrProcess(make, wake_fd=self.wake_r, child_setup=self.qmgr_child_setup)
+        return self.qmgr
+
+    def reload(self) -> None:
+        """SIGHUP: reopen maillog_file (as `postfix reload` does), re-read main.cf; a broken one
+        is refused with one warning and the running one keeps serving. The smtpd processes get
+        the new settings for new sessions; every child reopens its log."""
+        from dataclasses import replace
+
+        from hardener.mta.smtpd.context import SmtpdContext
+        from hardener.mta.smtpd.process import send_config, snapshot_passwd
+
+        maillog_reopen.reopen_log("master")
+        payload = None
+        try:
+            settings = load_settings(self.config_dir)
+            fresh = SmtpdContext.build(settings, None)
+            snapshot_passwd(fresh.recipients)
+        except Exception as exc:  # a bad edit must not kill a running daemon
+            log.warning(f"reload failed, keeping the running configuration: {exc}")
+        else:
+            if [(l.address, l.port, l.chroot) for l in settings.listeners] != \
+                    [(l.address, l.port, l.chroot) for l in self.settings.listeners]:
+                log.warning("listen addresses changed: restart the daemon to apply them")
+            if settings.maillog_file != self.settings.maillog_file:
+                log.warning("maillog_file changed: restart the daemon to apply it")
+            payload = (replace(settings, extra={}), fresh.recipients, fresh.host_names)
+            # a restarted smtpd process starts from the new settings (and the old TLS context:
+            # certificates are loaded at start, as the listeners are bound at start)
+            self.ctx.settings, self.ctx.policy = settings, fresh.policy
+            self.ctx.recipients, self.ctx.host_names = fresh.recipients, fresh.host_names
+            fresh.anvil.carry_over(self.ctx.anvil)
+            self.ctx.anvil = fresh.anvil
+        for child in self.smtpd:
+            child.signal(signal.SIGHUP)
+            send_config(self.config_socks[child.name.split(" ", 1)[1]][0], payload)
+        for pid in (self.qmgr.pid if self.qmgr is not None else 0, self.helper_pid):
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGHUP)
+                except ProcessLookupError:
+                    pass   # restarting; the new child reopens at the next reload
+        if payload is not None:
+            log.info(f"reload -- configuration {self.config_dir.resolve()}")
+
+    def close(self) -> None:
+        """Close the descriptors kept for the children."""
+        for mine, theirs in self.config_socks.values():
+            mine.close()
+            theirs.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+
+
+async def _run(settings: MtaSettings, layout: QueueLayout, ctx, services: dict[str, list],
+               sockets: list, config_dir: Path, helper_pid: int) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    qmgr = None
-    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(ctx, config_dir, qmgr))
+    master = _Master(settings, layout, ctx, services, sockets, config_dir)
+    master.helper_pid = helper_pid
+    loop.add_signal_handler(signal.SIGHUP, master.reload)
+    maillog_reopen.serve(loop)
     tasks: list[asyncio.Task] = []
     try:
-        from hardener.mta.qmgr.settings import build_queue_manager
-    except ImportError:
-        build_queue_manager = None
-    if build_queue_manager is not None:
-        qmgr = build_queue_manager(settings, layout, cleanup)
-        cleanup.on_commit = qmgr.wake
-        tasks.append(loop.create_task(qmgr.run(), name="qmgr"))
-    maillog.set_batched(True)
-    servers = start_services(ctx, sockets)  # accept up to each service's process limit
-    await stop.wait()
-    ctx.stopping = True
-    for server in servers:
-        server.close()
-    deadline = loop.time() + STOP_GRACE
-    while sum(ctx.sessions.values()) and loop.time() < deadline:
-        await asyncio.sleep(0.05)
-    if qmgr is not None:
-        await qmgr.stop()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    cleanup.close()
-    maillog.set_batched(False)
-
-
-def _reload(ctx, config_dir: Path, qmgr=None) -> None:
-    """SIGHUP: reopen maillog_file (after rotation, as `postfix reload` does; also in the qmgr
-    child), then re-read main.cf: smtpd's policy, limits and tables change for new sessions."""
-    from hardener.mta.smtpd.relay_policy import PolicySettings
-    from hardener.mta.smtpd.context import SmtpdContext
-
-    maillog_reopen.reopen_log("master")
-    qmgr_pid = getattr(qmgr, "pid", 0)
-    if qmgr_pid:
-        try:
-            os.kill(qmgr_pid, signal.SIGHUP)
-        except ProcessLookupError:
-            pass   # restarting; the new child inherits the channel and reopens at the next reload
-    try:
-        settings = load_settings(config_dir)
-        fresh = SmtpdContext.build(settings, ctx.cleanup)
-    except Exception as exc:  # a bad edit must not kill a running daemon
-        log.warning(f"reload failed, keeping the running configuration: {exc}")
-        return
-    if [(l.address, l.port) for l in settings.listeners] != \
-            [(l.address, l.port) for l in ctx.settings.listeners]:
-        log.warning("listen addresses changed: restart the daemon to apply them")
-    if settings.maillog_file != ctx.settings.maillog_file:
-        log.warning("maillog_file changed: restart the daemon to apply it")
-    ctx.settings, ctx.policy = settings, PolicySettings.from_settings(settings)
-    fresh.anvil.carry_over(ctx.anvil)
-    ctx.anvil, ctx.recipients = fresh.anvil, fresh.recipients
-    log.info(f"reload -- configuration {config_dir.resolve()}")
+        qmgr = master.start_qmgr()
+        if qmgr is not None:
+            tasks.append(loop.create_task(qmgr.run(), name="qmgr"))
+        for child in master.smtpd:
+            child.start()
+            tasks.append(loop.create_task(child.run(), name=child.name))
+        await stop.wait()
+        await asyncio.gather(*(child.stop(STOP_GRACE) for child in master.smtpd))
+        if qmgr is not None:
+            await qmgr.stop()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        master.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,10 +5,10 @@ stays root's (mode 0600, as Postfix's postlogd creates it). After logrotate rena
 `hardener mta reload` (SIGHUP) must make every process write to a fresh file at the same path, but
 the mail owner may neither create root's file nor open it.
 
-The design: the part of the daemon that stays root (today the pickup helper; the root master
-supervisor later) holds the root end of one Unix socketpair (SOCK_SEQPACKET: one request, one reply,
-descriptor and status together) per unprivileged process: "master" (smtpd and cleanup) and "qmgr"
-(the queue manager child, which inherits its end across restarts). On SIGHUP an unprivileged process
+The design: the root master holds the root end of one Unix socketpair (SOCK_SEQPACKET: one
+request, one reply, descriptor and status together) per unprivileged process: "smtpd SERVICE" (one
+per smtpd service), "qmgr" and "pickup"; each child keeps only its own end (keep_only), which a
+restarted child inherits again. The master reopens its own log directly (it is root). On SIGHUP an unprivileged process
 sends one byte on its own channel. The root end opens the path fixed when the channels were made,
 never a path from the request, with safe_open.open_append (O_WRONLY|O_APPEND|O_CREAT|O_NOFOLLOW,
 mode 0600, a regular file with one link), reopens its own log on it, and sends the descriptor back
@@ -77,6 +77,13 @@ def keep_client_side() -> None:
     for sock in _state.root_ends.values():
         sock.close()
     _state.root_ends.clear()
+
+
+def keep_only(name: str) -> None:
+    """In a child after the fork: close the root ends and every other process's end."""
+    keep_client_side()
+    for other in [n for n in _state.client_ends if n != name]:
+        _state.client_ends.pop(other).close()
 
 
 def close() -> None:

@@ -1,24 +1,29 @@
-"""The daemon skeleton's privileged steps, in one place: bind, (chroot), setgroups/setgid/setuid.
+"""The daemon skeleton's privileged steps, in one place: bind, chroot, setgroups/setgid/setuid.
 
-As Postfix's daemon skeleton: everything that needs root happens first (binding port 25, opening the
-log file, reading root-only tables, creating the queue tree) in a pre-jail hook, then the process
-drops to the mail owner for good and calls the post-jail hook. After `drop_privileges()` the process
-cannot get root back (checked).
+As Postfix's daemon skeleton (single_server.c, event_server.c): everything that needs root happens
+first in a pre-jail hook (binding port 25 is the master's, opening the log file, loading the TLS
+key, reading /etc/hosts, the time zone and tables), then `enter_jail()` chroots into the queue
+directory when master.cf's chroot column says y, drops to the mail owner for good (setgroups([]),
+setgid, setuid), checks that root cannot be regained, sets PR_SET_NO_NEW_PRIVS (no setuid program
+or file capability can ever give it rights again) and calls the post-jail hook. After the drop the
+kernel has cleared every capability (all three uids are non-zero and SECBIT_KEEP_CAPS is unset).
 
-Chroot: Postfix chroots its network daemons into the queue directory. This part runs smtpd, cleanup
-and qmgr in one Python process that re-reads main.cf on reload, imports modules lazily and resolves
-users for local delivery, so a chroot would break those; `drop_privileges(chroot=...)` implements it
-for the privilege-separated daemons of the next part, and the single-process daemon does not use it.
+Time zone in the jail: glibc reads /etc/localtime (or $TZ's file) once, at the first tzset(); the
+pre-jail step calls it, so local times stay right inside a jail that has no /etc (Postfix's
+postfix-script copies /etc/localtime into the jail instead; both give the same result until the
+zone file changes, which a restart picks up).
 
 SECURITY: runs as root before the drop. Binds only the addresses the validated settings name.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pwd
 import signal
 import socket
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
@@ -26,6 +31,7 @@ from hardener.errors import ConfigError
 from hardener.mta.config.settings import Listener
 
 LISTEN_BACKLOG = 1024
+_PR_SET_NO_NEW_PRIVS = 38
 
 
 def bind_listeners(listeners: Iterable[Listener]) -> list[tuple[Listener, socket.socket]]:
@@ -66,16 +72,18 @@ def owner_ids(user: str) -> tuple[int, int]:
     return pw.pw_uid, pw.pw_gid
 
 
-def drop_privileges(user: str, *, chroot: str | None = None,
+def drop_privileges(user: str, *, chroot: str | os.PathLike[str] | None = None,
                     pre_jail: Callable[[], None] | None = None,
                     post_jail: Callable[[], None] | None = None) -> bool:
-    """Run pre_jail, optionally chroot, become `user` for good, run post_jail.
+    """Run pre_jail, optionally chroot into `chroot`, become `user` for good, run post_jail.
 
     Returns True if privileges were dropped (we were root), False when not root (nothing to drop;
-    the hooks still run). Raises RuntimeError if root could be regained afterwards.
+    no chroot either; the hooks still run). Raises RuntimeError if root (uid or gid 0) could be
+    regained afterwards.
     """
     if pre_jail is not None:
         pre_jail()
+    load_time_zone()
     if os.geteuid() != 0:
         if post_jail is not None:
             post_jail()
@@ -84,18 +92,40 @@ def drop_privileges(user: str, *, chroot: str | None = None,
     if chroot:
         os.chroot(chroot)
         os.chdir("/")
-    os.setgroups([gid])
+    os.setgroups([])
     os.setgid(gid)
     os.setuid(uid)
-    try:
-        os.setuid(0)
-    except PermissionError:
-        pass
-    else:
-        raise RuntimeError("privilege drop failed: setuid(0) succeeded afterwards")
+    _check_dropped(uid, gid)
+    set_no_new_privs()
     if post_jail is not None:
         post_jail()
     return True
+
+
+def _check_dropped(uid: int, gid: int) -> None:
+    """RuntimeError unless all uids and gids are the mail owner's and root cannot come back."""
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid) or os.getgroups():
+        raise RuntimeError("privilege drop failed: ids or groups not changed")
+    for regain in (lambda: os.setuid(0), lambda: os.seteuid(0), lambda: os.setgid(0)):
+        try:
+            regain()
+        except PermissionError:
+            continue
+        raise RuntimeError("privilege drop failed: root could be regained")
+
+
+def load_time_zone() -> None:
+    """Load the local time zone now (before a chroot hides /etc/localtime; see the docstring)."""
+    time.tzset()
+    time.localtime()
+
+
+def set_no_new_privs() -> None:
+    """prctl(PR_SET_NO_NEW_PRIVS, 1): execve can never grant privileges to this process again.
+    RuntimeError if the kernel refuses (it has since Linux 3.5)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise RuntimeError(f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(ctypes.get_errno())}")
 
 
 @contextmanager
@@ -127,9 +157,17 @@ def set_parent_death_signal() -> None:
     """Ask the kernel to send this (child) process SIGTERM when its parent dies (Linux prctl),
     so a helper never outlives the daemon that forked it."""
     try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
+    except (OSError, AttributeError):
+        pass
+
+
+def set_process_name(name: str) -> None:
+    """Name this process `name` in /proc/PID/comm (prctl PR_SET_NAME, 15 bytes), as Postfix's
+    processes are named by their program: ps and the tests tell master, smtpd and qmgr apart."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(15, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
         pass

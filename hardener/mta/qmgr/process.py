@@ -1,10 +1,14 @@
 """The queue manager in its own process, as in Postfix (smtpd and qmgr never share a CPU core).
 
-SECURITY: the child is forked from the daemon after the privilege drop, so it runs as the mail
-owner with the same rights as the queue manager had in-process (queue directory, outgoing SMTP, the
-local spool). It holds no listening socket of its own; the copies of smtpd's listening sockets it
-inherits are never polled. It stops when the daemon tells it to (SIGTERM), when the wake-up pipe
-closes, or when the daemon dies (PR_SET_PDEATHSIG).
+SECURITY: the root master forks the child; `child_setup` (run first in the child) closes every
+descriptor of the master's it does not serve (listening sockets included: it holds none) and drops
+to the mail owner (hardener/mta/master/privileges.py, no chroot: local delivery reads /etc/passwd
+and writes the spool), with NoNewPrivs. It stops when the master tells it to (SIGTERM), when the
+wake-up pipe closes, or when the master dies (PR_SET_PDEATHSIG).
+
+`wake_fd`: the read end of a wake-up pipe the master keeps for the daemon's life (smtpd processes
+hold the write end), handed to every restarted child; without it each child gets a fresh pipe whose
+write end is `wake()`'s.
 
 The daemon keeps a `QmgrProcess` with the same small interface as QueueManager: `wake()` (cleanup's
 on_commit: one byte down a pipe), `run()` (supervises the child and restarts it if it crashes) and
@@ -21,19 +25,21 @@ from collections.abc import Callable
 
 from hardener.mta.maillog import get_logger
 from hardener.mta.master.privileges import set_parent_death_signal
+from hardener.mta.master.supervisor import restart_delay
 
 log = get_logger("master")
 
 _STOP_GRACE = 5.0
-_HEALTHY_AFTER = 30.0       # a child that ran this long resets the restart delay
-_MAX_RESTART_DELAY = 60.0
 
 
 class QmgrProcess:
     """Runs `make_qmgr()` (a QueueManager factory) in a forked child process."""
 
-    def __init__(self, make_qmgr: Callable[[], object]) -> None:
+    def __init__(self, make_qmgr: Callable[[], object], *, wake_fd: int | None = None,
+                 child_setup: Callable[[], None] | None = None) -> None:
         self.make_qmgr = make_qmgr
+        self.wake_fd = wake_fd
+        self.child_setup = child_setup
         self.pid = 0
         self._wfd = -1
         self._stopping = False
@@ -81,7 +87,7 @@ class QmgrProcess:
                 pid, status = self.pid, 0
             if pid and not self._stopping:
                 lived = time.monotonic() - started
-                delay = 1.0 if lived > _HEALTHY_AFTER else min(delay * 2, _MAX_RESTART_DELAY)
+                delay = restart_delay(delay, lived)
                 log.warning(f"qmgr process {self.pid} exited (status {status}) after {lived:.0f}s; "
                             f"restarting it in {delay:.0f}s")
                 self._close_pipe()
@@ -124,16 +130,23 @@ class QmgrProcess:
             self._wfd = -1
 
     def _fork(self) -> None:
-        rfd, wfd = os.pipe()
-        os.set_blocking(wfd, False)
+        if self.wake_fd is not None:
+            rfd, wfd = self.wake_fd, -1
+        else:
+            rfd, wfd = os.pipe()
+            os.set_blocking(wfd, False)
         pid = os.fork()
         if pid:
-            os.close(rfd)
+            if wfd >= 0:
+                os.close(rfd)
             self.pid, self._wfd = pid, wfd
             return
-        os.close(wfd)
+        if wfd >= 0:
+            os.close(wfd)
         code = 0
         try:
+            if self.child_setup is not None:
+                self.child_setup()
             _child_main(self.make_qmgr, rfd)
         except BaseException as exc:  # never fall back into the parent's code
             get_logger("qmgr").fatal(f"qmgr process: {exc!r}")

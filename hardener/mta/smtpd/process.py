@@ -1,0 +1,216 @@
+"""One smtpd process per master.cf smtpd service, forked by the root master (Postfix's smtpd).
+
+The process serves every listening socket of its service (inherited from the master, which bound
+them) with asyncio sessions, so the service's process limit, stress state and anvil counts stay
+exact in one place (see docs/mta.md: one process per service, and why not N). Before it reads a
+byte from the network it enters the jail (hardener/mta/master/privileges.py): the pre-jail step
+snapshots the passwd names local_recipient_maps needs (the jail has no /etc/passwd; Postfix asks
+proxymap outside the jail instead), then chroot into the queue directory when master.cf's chroot
+column says y, setgroups([]), setgid, setuid to the mail owner, a check that root cannot come back,
+PR_SET_NO_NEW_PRIVS. Everything else it needs (modules, TLS key, /etc/hosts, tables, time zone)
+the master loaded before the fork.
+
+Reload: the master re-reads main.cf (a jailed process cannot), sends SIGHUP, then the new settings
+down the `config` socket (length-prefixed pickle: it comes from the root master, the only writer
+of that socket, never from the network). The process reopens its log through its maillog_reopen
+channel, then applies the newest settings to new sessions; anvil's counts carry over.
+
+SECURITY: the network-facing process. Holds only its listening sockets, its maillog_reopen channel,
+its config socket and the qmgr wake-up pipe; writes only the queue (tmp/, incoming/) via cleanup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import pwd
+import signal
+import socket
+import struct
+from dataclasses import dataclass
+
+from hardener.mta import maillog
+from hardener.mta.cleanup.service import Cleanup, CleanupSettings
+from hardener.mta.config.settings import Listener
+from hardener.mta.master import maillog_reopen
+from hardener.mta.master.privileges import drop_privileges, set_parent_death_signal
+from hardener.mta.queue.layout import QueueLayout
+from hardener.mta.smtpd.anvil import Anvil
+from hardener.mta.smtpd.commands import fsspace
+from hardener.mta.smtpd.context import SmtpdContext
+from hardener.mta.smtpd.local_recipients import LocalRecipients
+from hardener.mta.smtpd.relay_policy import PolicySettings
+from hardener.mta.smtpd.server import start_services
+
+log = maillog.get_logger("smtpd")
+
+STOP_GRACE = 5.0
+CONFIG_TIMEOUT = 5.0           # seconds to wait for the master's settings after its SIGHUP
+_LEN = struct.Struct("!Q")
+_MAX_CONFIG = 64 * 1024 * 1024
+
+
+@dataclass
+class SmtpdJob:
+    """What the master hands one smtpd process at fork."""
+
+    service: str
+    sockets: list[tuple[Listener, socket.socket]]
+    ctx: SmtpdContext
+    config_sock: socket.socket          # the child's end; the master writes reloads into it
+    wake_fd: int                        # write end of the qmgr wake-up pipe
+    close_fds: list[int]                # everything else of the master's this child must not hold
+
+    @property
+    def log_channel(self) -> str:
+        """maillog_reopen channel name of this service."""
+        return channel_name(self.service)
+
+
+def channel_name(service: str) -> str:
+    """The maillog_reopen channel of smtpd service `service`."""
+    return f"smtpd {service}"
+
+
+def snapshot_passwd(recipients: LocalRecipients) -> None:
+    """Replace passwd lookups (unix:passwd.byname) by the account names read now, while
+    /etc/passwd is still visible (before the jail). A reload or restart reads them again."""
+    if recipients.use_passwd:
+        recipients.keys |= {pw.pw_name.lower() for pw in pwd.getpwall()}
+        recipients.use_passwd = False
+
+
+# -- master side ---------------------------------------------------------------------------------
+
+def send_config(sock: socket.socket, payload: object) -> None:
+    """Master: send one reload payload (after the SIGHUP); bounded wait."""
+    data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    sock.settimeout(CONFIG_TIMEOUT)
+    try:
+        sock.sendall(_LEN.pack(len(data)) + data)
+    except OSError as exc:
+        log.warning(f"cannot send the new configuration to smtpd: {exc.strerror or exc}")
+
+
+# -- child side ----------------------------------------------------------------------------------
+
+def run(job: SmtpdJob) -> int:
+    """Body of the smtpd process (after the fork, still root): jail, then serve until SIGTERM."""
+    set_parent_death_signal()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)    # until the loop handles it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for fd in job.close_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    maillog_reopen.keep_only(job.log_channel)
+    settings = job.ctx.settings
+    jail = str(settings.queue_directory) if any(l.chroot for l, _ in job.sockets) else None
+    snapshot_passwd(job.ctx.recipients)
+    jailed = drop_privileges(settings.mail_owner, chroot=jail) and jail is not None
+    layout = QueueLayout("/" if jailed else settings.queue_directory)
+    if jailed:
+        job.ctx.fsspace = lambda _path: fsspace("/")
+    cleanup = Cleanup(layout, CleanupSettings.from_settings(settings),
+                      on_commit=_Waker(job.wake_fd).wake)
+    job.ctx.cleanup = cleanup
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_serve(job, cleanup))
+    finally:
+        loop.close()
+    return 0
+
+
+async def _serve(job: SmtpdJob, cleanup: Cleanup) -> None:
+    loop = asyncio.get_running_loop()
+    ctx = job.ctx
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(job))
+    maillog.set_batched(True)
+    servers = start_services(ctx, job.sockets)
+    try:
+        await stop.wait()
+        ctx.stopping = True
+        for server in servers:
+            server.close()
+        deadline = loop.time() + STOP_GRACE
+        while sum(ctx.sessions.values()) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        cleanup.close()
+        maillog.set_batched(False)
+
+
+def _reload(job: SmtpdJob) -> None:
+    """SIGHUP: reopen the log, then take the newest settings the master sent (None: keep)."""
+    maillog_reopen.reopen_log(job.log_channel)
+    payload = _read_configs(job.config_sock)
+    if payload is None:
+        return
+    settings, recipients, host_names = payload
+    ctx = job.ctx
+    anvil = Anvil(settings.conn_count_limit, settings.conn_rate_limit, settings.rate_time_unit,
+                  settings.event_limit_exceptions)
+    anvil.carry_over(ctx.anvil)
+    ctx.settings, ctx.policy = settings, PolicySettings.from_settings(settings)
+    ctx.anvil, ctx.recipients, ctx.host_names = anvil, recipients, host_names
+
+
+def _read_configs(sock: socket.socket) -> object:
+    """The last payload waiting on `sock` (the first one waited for, the rest drained)."""
+    payload = None
+    timeout: float | None = CONFIG_TIMEOUT
+    while True:
+        sock.settimeout(timeout)
+        try:
+            head = _recv_exact(sock, _LEN.size)
+        except (TimeoutError, BlockingIOError):
+            return payload
+        except OSError as exc:
+            log.warning(f"cannot read the new configuration: {exc.strerror or exc}")
+            return payload
+        (length,) = _LEN.unpack(head)
+        if length > _MAX_CONFIG:
+            log.warning("configuration from the master too large; keeping the running one")
+            return payload
+        sock.settimeout(CONFIG_TIMEOUT)
+        payload = pickle.loads(_recv_exact(sock, length))
+        timeout = 0.0
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionResetError("the master closed the configuration socket")
+        buf += chunk
+    return bytes(buf)
+
+
+class _Waker:
+    """cleanup's on_commit: one byte down the qmgr wake-up pipe per event-loop iteration."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pending = False
+        os.set_blocking(fd, False)
+
+    def wake(self, _qid: str | None = None) -> None:
+        if self.pending:
+            return
+        self.pending = True
+        asyncio.get_running_loop().call_soon(self._send)
+
+    def _send(self) -> None:
+        self.pending = False
+        try:
+            os.write(self.fd, b"w")
+        except OSError:
+            pass   # pipe full: a wake-up is pending anyway

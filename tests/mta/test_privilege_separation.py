@@ -1,0 +1,142 @@
+"""Privilege separation, checked from outside through /proc: one root master that holds no client
+socket, smtpd jailed in the queue directory as the mail owner with no capabilities and NoNewPrivs,
+a qmgr that holds no listening socket (issue 8, item 1; hardener/mta/master/privileges.py)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+from tests.fixtures.mta import MAIL_OWNER, SmtpClient
+
+# Still root until pickup runs as the mail owner (issue 8, the pickup helper's part).
+ROOT_UNTIL_PICKUP_IS_SPLIT = {"pickup"}
+_TCP_ESTABLISHED, _TCP_LISTEN = "01", "0A"
+
+
+def _status(pid: int) -> dict[str, str]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
+
+
+def _comm(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
+def _tcp_states() -> dict[str, str]:
+    """socket inode -> TCP state (hex, as /proc/net/tcp{,6} shows it)."""
+    states = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            states[fields[9]] = fields[3]
+    return states
+
+
+def _processes(mta) -> dict[int, str]:
+    """pid -> role (its /proc comm) for the master and its children."""
+    pids = mta.pids()
+    assert pids, "the daemon is not running"
+    return {pid: _comm(pid) for pid in pids}
+
+
+def _with_open_session(mta):
+    client = SmtpClient(mta.address, mta.port)
+    assert client.greeting()[0] == 220
+    assert client.cmd("EHLO client.example")[0] == 250
+    return client
+
+
+def test_one_root_master_without_client_sockets_and_a_jailed_unprivileged_smtpd(mta_factory):
+    mta = mta_factory()   # the fixture's master.cf says chroot y for smtpd, as the profiles do
+    owner = pwd.getpwnam(MAIL_OWNER)
+    with _with_open_session(mta):
+        roles = _processes(mta)
+        states = _tcp_states()
+        master = mta.proc.pid
+        assert roles[master] == "master"
+        assert sorted(r for r in roles.values() if r != "pickup") == ["master", "qmgr", "smtpd"]
+
+        root = [pid for pid in roles if _status(pid)["Uid"].split()[:3] != ["0"] * 3
+                and "0" in _status(pid)["Uid"].split()[:3]]
+        assert root == [], f"half-dropped processes: {root}"
+        uid0 = [pid for pid, role in roles.items() if _status(pid)["Uid"].split()[0] == "0"
+                and role not in ROOT_UNTIL_PICKUP_IS_SPLIT]
+        assert uid0 == [master]
+
+        master_sockets = _socket_inodes(master)
+        assert any(states.get(i) == _TCP_LISTEN for i in master_sockets)  # it bound port 25
+        assert not any(states.get(i) == _TCP_ESTABLISHED for i in master_sockets)
+
+        for pid, role in roles.items():
+            status = _status(pid)
+            if role == "smtpd":   # reads client input
+                assert status["Uid"].split() == [str(owner.pw_uid)] * 4
+                assert status["Gid"].split() == [str(owner.pw_gid)] * 4
+                assert status["Groups"] == ""
+                assert status["CapEff"] == status["CapPrm"] == "0" * 16
+                assert status["NoNewPrivs"] == "1"
+                assert os.readlink(f"/proc/{pid}/root") == str(mta.queue_dir)
+                # the open session is served here
+                assert any(states.get(i) == _TCP_ESTABLISHED for i in _socket_inodes(pid))
+            if role == "qmgr":
+                assert status["Uid"].split() == [str(owner.pw_uid)] * 4
+                assert status["CapEff"] == "0" * 16 and status["NoNewPrivs"] == "1"
+                assert not any(states.get(i) == _TCP_LISTEN for i in _socket_inodes(pid))
+
+
+def test_smtpd_without_chroot_is_still_unprivileged(mta_factory):
+    """chroot n in master.cf: no jail (root directory /), the rest of the drop is the same."""
+    mta = mta_factory(master_cf_text="{listen}  inet  n  -  n  -  -  smtpd\n"
+                                     "qmgr      unix  n  -  n  300 1 qmgr\n")
+    with _with_open_session(mta):
+        smtpd = [pid for pid, role in _processes(mta).items() if role == "smtpd"]
+        assert len(smtpd) == 1
+        status = _status(smtpd[0])
+        assert status["Uid"].split()[0] != "0" and status["NoNewPrivs"] == "1"
+        assert os.readlink(f"/proc/{smtpd[0]}/root") == "/"
+    assert "chroot is not done" not in mta.log_text()
+
+
+def test_jailed_smtpd_takes_mail_and_a_reload(mta_factory):
+    """Inside the jail smtpd still queues mail (cleanup writes queue-relative paths) and a reload
+    reaches it (the master sends the settings it read: the jail has no main.cf)."""
+    import subprocess
+    import sys
+
+    mta = mta_factory()
+    with SmtpClient(mta.address, mta.port) as c:
+        c.greeting()
+        c.cmd("EHLO client.example")
+        assert c.cmd("MAIL FROM:<a@example.org>")[0] == 250
+        assert c.cmd("RCPT TO:<root@mx.hardener.test>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        code, text = c.cmd(b"Subject: jailed\r\n\r\nbody\r\n.")
+        assert code == 250, text
+    (mta.config_dir / "main.cf").write_text(
+        (mta.config_dir / "main.cf").read_text() + "smtpd_banner = $myhostname reloaded ESMTP\n")
+    subprocess.run([sys.executable, "-m", "hardener", "mta", "reload", "--config",
+                    str(mta.config_dir)], check=True, capture_output=True, timeout=60)
+    mta.wait_for_log("reload -- configuration")
+    with SmtpClient(mta.address, mta.port) as c:
+        assert "reloaded ESMTP" in c.greeting()[1]
