@@ -94,3 +94,24 @@ def test_layout_refuses_bad_names_and_lists_only_queue_ids(tmp_path):
     assert layout.list("incoming") == [qid]
     layout.move(qid, "incoming", "active")
     assert layout.list("active") == [qid] and layout.list("incoming") == []
+
+
+def test_forked_processes_do_not_share_the_queue_id_sequence():
+    """smtpd, qmgr and pickup are forked from one master: each must draw its own ids."""
+    import os
+
+    from hardener.mta.cleanup.service import new_queue_id
+
+    new_queue_id()   # the parent's sequence is in use
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rfd)
+        os.write(wfd, "".join(new_queue_id()[-5:] for _ in range(4)).encode())
+        os._exit(0)
+    os.close(wfd)
+    child_tails = os.read(rfd, 100).decode()
+    os.close(rfd)
+    os.waitpid(pid, 0)
+    parent_tails = "".join(new_queue_id()[-5:] for _ in range(4))
+    assert child_tails != parent_tails

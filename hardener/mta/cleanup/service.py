@@ -43,6 +43,16 @@ _counter = itertools.count(secrets.randbelow(4096))
 _random = random.Random(secrets.randbits(64))  # uniqueness, not secrecy: no syscall per id
 
 
+def _reseed_queue_ids() -> None:
+    """Forked children (smtpd, qmgr's bounces, pickup) must not share the parent's id sequence."""
+    global _counter
+    _counter = itertools.count(secrets.randbelow(4096))
+    _random.seed(secrets.randbits(64))
+
+
+os.register_at_fork(after_in_child=_reseed_queue_ids)
+
+
 class CleanupError(Exception):
     """The message could not be queued (disk full, I/O error): the client gets 451 4.3.0."""
 
