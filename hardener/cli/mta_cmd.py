@@ -8,11 +8,12 @@ import sys
 
 import typer
 
-from hardener.cli import mta_queue_cmd
+from hardener.cli import mta_passwd_cmd, mta_queue_cmd
 from hardener.cli.common import CONFIG_DEFAULT, ConfigDirOption, command_app
 
 app = command_app("Run and control the hardener MTA daemon.", group=True)
 app.add_typer(mta_queue_cmd.app, name="queue")
+app.add_typer(mta_passwd_cmd.app)
 
 
 @app.command("serve")

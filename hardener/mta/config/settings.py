@@ -16,12 +16,13 @@ import os
 import pwd
 import re
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from hardener.errors import ConfigError
-from hardener.postfix.maincf import MainCf, load_main_cf
+from hardener.mta.config.sasl import SaslSettings, sasl_settings, tls_level
+from hardener.postfix.maincf import OVERRIDE_FILE, MainCf, load_main_cf
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -129,6 +130,16 @@ class MtaSettings:
     syslog_name: str
     extra: dict[str, Any] = field(default_factory=dict)  # BACK's typed settings live here
     warnings: list[str] = field(default_factory=list)  # logged by the daemon once the log is open
+    sasl: SaslSettings | None = None     # AUTH (config/sasl.py)
+    tls_level: str = "none"              # smtpd_tls_security_level: none, may or encrypt
+    auth_rate_limit: int = 0             # smtpd_client_auth_rate_limit (AUTH commands per unit)
+    # smtpd services whose master.cf -o overrides change smtpd's settings: name -> their view
+    services: dict[str, "MtaSettings"] = field(default_factory=dict)
+
+    def for_service(self, name: str) -> "MtaSettings":
+        """The settings an smtpd session of master.cf service `name` runs with: main.cf with
+        that service's -o overrides applied (Postfix: for that service only)."""
+        return self.services.get(name, self)
 
     def where(self, name: str) -> tuple[str, int | None]:
         """(file, line) of parameter `name` for error messages."""
@@ -318,16 +329,7 @@ def _bare_newline(main: MainCf) -> str:
 
 def _check_unsupported(main: MainCf) -> None:
     """Security-relevant features this part of the daemon cannot honour: refuse, don't ignore."""
-    if main.is_set("smtpd_sasl_auth_enable") and main.get_bool("smtpd_sasl_auth_enable"):
-        raise _error(main, "smtpd_sasl_auth_enable", "SASL AUTH is not supported yet")
-    level = main.get("smtpd_tls_security_level").lower()
-    if level not in ("", "none", "may", "encrypt"):
-        raise _error(main, "smtpd_tls_security_level", f"unknown value {level!r}")
-    if level == "encrypt":
-        raise _error(main, "smtpd_tls_security_level",
-                     "encrypt (mandatory STARTTLS) is not supported yet")
-    if main.is_set("smtpd_enforce_tls") and main.get_bool("smtpd_enforce_tls"):
-        raise _error(main, "smtpd_enforce_tls", "mandatory STARTTLS is not supported yet")
+    tls_level(main)   # none, may and encrypt are honoured; anything else is refused
 
 
 def _banner(main: MainCf) -> str:
@@ -381,7 +383,6 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
         pwd.getpwnam(mail_owner)
     except KeyError:
         raise _error(main, "mail_owner", f"no such user {mail_owner!r}") from None
-    banner = _banner(main)
     queue_dir = Path(main.get("queue_directory"))
     if not queue_dir.is_absolute():
         raise _error(main, "queue_directory", "must be an absolute path")
@@ -389,14 +390,61 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
     warnings: list[str] = []
     settings = MtaSettings(
         config_dir=config_dir, main=main, master=master,
+        inet_interfaces=inet_addrs, local_addresses=local,
+        listeners=_listeners(main, master, inet_addrs, local, warnings),
+        queue_directory=queue_dir, mail_owner=mail_owner,
+        conn_count_limit=conf_int(main, "smtpd_client_connection_count_limit"),
+        conn_rate_limit=conf_int(main, "smtpd_client_connection_rate_limit"),
+        rate_time_unit=max(1, main.get_time("anvil_rate_time_unit")),
+        event_limit_exceptions=_networks(main, "smtpd_client_event_limit_exceptions"),
+        auth_rate_limit=conf_int(main, "smtpd_client_auth_rate_limit"),
+        session_limit=(conf_int(main, "hardener_smtpd_session_limit", 1)
+                       if main.is_set("hardener_smtpd_session_limit") else DEFAULT_SESSION_LIMIT),
+        process_limit=conf_int(main, "default_process_limit", 1),
+        alias_maps=main.get_list("alias_maps"),
+        local_recipient_maps=main.get_list("local_recipient_maps"),
+        queue_minfree=_queue_minfree(main, warnings),
+        header_size_limit=conf_int(main, "header_size_limit", 1),
+        maillog_file=maillog,
+        syslog_name=main.get("syslog_name") if main.is_set("syslog_name") else "hardener",
+        warnings=warnings,
+        **_front_fields(main, warnings),
+    )
+    settings.services = _service_settings(settings)
+    for hook in _BACK_LOADERS:
+        hook(settings)
+    return settings
+
+
+# Parameters that hold for the whole daemon (one queue, one log, one anvil, one table of local
+# recipients, one credentials file): an smtpd service's -o cannot change them.
+DAEMON_WIDE = frozenset({
+    "queue_directory", "mail_owner", "maillog_file", "inet_interfaces", "inet_protocols",
+    "config_directory", "smtpd_client_connection_count_limit",
+    "smtpd_client_connection_rate_limit", "anvil_rate_time_unit",
+    "smtpd_client_event_limit_exceptions", "smtpd_client_auth_rate_limit",
+    "default_process_limit", "queue_minfree", "header_size_limit", "alias_maps",
+    "local_recipient_maps", "hardener_smtpd_session_limit", "hardener_sasl_passwd_file",
+})
+_PLAIN_AUTH = ("smtpd_sasl_auth_enable = yes with smtpd_tls_auth_only = no: AUTH is offered "
+               "before STARTTLS, passwords may cross the network in clear (HRD-AUTH-001)")
+# -o parameters that only name the process in the log (hardener logs as hardener/smtpd)
+_COSMETIC = frozenset({"syslog_name"})
+
+
+def _front_fields(main: MainCf, warnings: list[str]) -> dict[str, Any]:
+    """The settings of an smtpd session that a master.cf service may override with -o."""
+    sasl = sasl_settings(main)
+    level = tls_level(main)
+    if sasl.enabled and not sasl.tls_only and sasl.mechanisms and not warnings.count(_PLAIN_AUTH):
+        warnings.append(_PLAIN_AUTH)
+    return dict(
         myhostname=main.get("myhostname"), mydomain=main.get("mydomain"),
         myorigin=main.get("myorigin"),
         mydestination=_domains(main, "mydestination"),
         relay_domains=_domains(main, "relay_domains"),
         mynetworks=_mynetworks(main),
-        inet_interfaces=inet_addrs, local_addresses=local,
-        listeners=_listeners(main, master, inet_addrs, local, warnings),
-        queue_directory=queue_dir, mail_owner=mail_owner, smtpd_banner=banner,
+        smtpd_banner=_banner(main),
         helo_required=main.get_bool("smtpd_helo_required"),
         disable_vrfy=main.get_bool("disable_vrfy_command"),
         restrictions=_restrictions(main),
@@ -407,17 +455,8 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
         bare_newline_exclusions=_networks(main, "smtpd_forbid_bare_newline_exclusions"),
         bare_newline_reject_code=conf_int(main, "smtpd_forbid_bare_newline_reject_code",
                                           400, 599),
-        conn_count_limit=conf_int(main, "smtpd_client_connection_count_limit"),
-        conn_rate_limit=conf_int(main, "smtpd_client_connection_rate_limit"),
-        rate_time_unit=max(1, main.get_time("anvil_rate_time_unit")),
-        event_limit_exceptions=_networks(main, "smtpd_client_event_limit_exceptions"),
         limits=session_limits(main),
         stress_limits=session_limits(main.with_overrides({"stress": "yes"})),
-        session_limit=(conf_int(main, "hardener_smtpd_session_limit", 1)
-                       if main.is_set("hardener_smtpd_session_limit") else DEFAULT_SESSION_LIMIT),
-        process_limit=conf_int(main, "default_process_limit", 1),
-        alias_maps=main.get_list("alias_maps"),
-        local_recipient_maps=main.get_list("local_recipient_maps"),
         # reject_unlisted_recipient named in a list turns the check on even when the global
         # switch is off (smtpd runs it after the lists, as Postfix does at the end of RCPT)
         reject_unlisted_recipient=(main.get_bool("smtpd_reject_unlisted_recipient") or any(
@@ -433,15 +472,35 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
         append_at_myorigin=main.get_bool("append_at_myorigin"),
         append_dot_mydomain=main.get_bool("append_dot_mydomain"),
         recipient_overshoot_limit=conf_int(main, "smtpd_recipient_overshoot_limit", 1),
-        queue_minfree=_queue_minfree(main, warnings),
-        header_size_limit=conf_int(main, "header_size_limit", 1),
-        maillog_file=maillog,
-        syslog_name=main.get("syslog_name") if main.is_set("syslog_name") else "hardener",
-        warnings=warnings,
+        sasl=sasl, tls_level=level,
     )
-    for hook in _BACK_LOADERS:
-        hook(settings)
-    return settings
+
+
+def _service_settings(base: MtaSettings) -> dict[str, MtaSettings]:
+    """Per smtpd service with -o overrides: main.cf with them applied (Postfix's semantics:
+    `$name` expands against main.cf as overridden, for that service only). ConfigError naming
+    the master.cf line for an override that cannot be honoured."""
+    services: dict[str, MtaSettings] = {}
+    for svc in base.master.find_all(type="inet", command="smtpd"):
+        options = {k: v for k, v in svc.options.items() if k not in _COSMETIC}
+        if not options:
+            continue
+        for name in options:
+            if name in DAEMON_WIDE:
+                raise ConfigError(f"-o {name} cannot differ per service in hardener's MTA (one "
+                                  "daemon-wide value): set it in main.cf", file=svc.file,
+                                  line=svc.line, field=name)
+        main = base.main.with_overrides(options)
+        try:
+            _check_unsupported(main)
+            fields = _front_fields(main, base.warnings)
+        except ConfigError as exc:
+            if exc.file != OVERRIDE_FILE:
+                raise
+            raise ConfigError(f"service {svc.name}: {exc.message}", file=svc.file,
+                              line=svc.line, field=exc.field) from None
+        services[svc.name] = replace(base, main=main, services={}, **fields)
+    return services
 
 
 # ---- BACK section (qmgr, delivery): BACK appends its loaders here ---------------------------

@@ -387,11 +387,13 @@ class _Master:
                 log.warning("listen addresses changed: restart the daemon to apply them")
             if settings.maillog_file != self.settings.maillog_file:
                 log.warning("maillog_file changed: restart the daemon to apply it")
-            payload = (replace(settings, extra={}), fresh.recipients, fresh.host_names)
+            payload = (replace(settings, extra={}), fresh.recipients, fresh.host_names,
+                       fresh.credentials)
             # a restarted smtpd process starts from the new settings (and the old TLS context:
             # certificates are loaded at start, as the listeners are bound at start)
             self.ctx.settings, self.ctx.policy = settings, fresh.policy
             self.ctx.recipients, self.ctx.host_names = fresh.recipients, fresh.host_names
+            self.ctx.credentials = fresh.credentials   # SASL users, read as root
             fresh.anvil.carry_over(self.ctx.anvil)
             self.ctx.anvil = fresh.anvil
         for child in self.smtpd:

@@ -1,5 +1,10 @@
 """The SMTP verbs of smtpd's session (HELO/EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT, VRFY, EXPN,
-STARTTLS), with Postfix's replies, as a mixin of HardenedSMTP (hardener/mta/smtpd/server.py).
+STARTTLS; AUTH in smtpd/auth.py), with Postfix's replies, as a mixin of HardenedSMTP
+(hardener/mta/smtpd/server.py).
+
+Mandatory TLS (smtpd_tls_security_level = encrypt): before STARTTLS, MAIL, RCPT, DATA, VRFY, RSET
+and AUTH are answered "530 5.7.0 Must issue a STARTTLS command first", as Postfix does (HELO,
+EHLO, NOOP, STARTTLS and QUIT are allowed).
 
 Each handler returns True when the command succeeded, as Postfix's command actions return 0: the
 session counts every other result as an error (smtpd_soft_error_limit, smtpd_hard_error_limit) and
@@ -21,10 +26,14 @@ from hardener.mta.maillog import get_logger
 from hardener.mta.queue.file import Recipient
 from hardener.mta.smtpd.relay_policy import Decision, FINAL, check_recipient, resolve
 from hardener.mta.smtpd.address import parse_path_arg, path_error_reply, quote_for_reply
+from hardener.mta.smtpd.auth import SaslCommands, printable
+from hardener.mta.smtpd.relay_policy import PolicySettings
 from hardener.mta.smtpd.restrictions import check_data_list, check_early_lists, session_restriction
 
 if TYPE_CHECKING:
     pass
+
+MUST_STARTTLS = "530 5.7.0 Must issue a STARTTLS command first"
 
 log = get_logger("smtpd")
 
@@ -38,8 +47,26 @@ def fsspace(path: str) -> tuple[int, int]:
     return st.f_frsize, st.f_bavail
 
 
-class SmtpdCommands:
+class SmtpdCommands(SaslCommands):
     """The command handlers; mixed into HardenedSMTP, whose state they use."""
+
+    _service_policy: PolicySettings | None = None
+
+    @property
+    def policy(self) -> PolicySettings:
+        """The relay policy of this session's settings (its service's -o overrides applied)."""
+        if self.s is self.ctx.settings:
+            return self.ctx.policy
+        if self._service_policy is None:
+            self._service_policy = PolicySettings.from_settings(self.s)
+        return self._service_policy
+
+    async def _need_tls(self) -> bool:
+        """Mandatory TLS not yet in place: answer 530 (True)."""
+        if self.s.tls_level == "encrypt" and self._tls_protocol is None:
+            await self.reply(MUST_STARTTLS)
+            return True
+        return False
 
     async def cmd_helo(self, arg: str) -> bool:
         if not arg:
@@ -60,8 +87,9 @@ class SmtpdCommands:
         lines.append(f"SIZE {self.s.message_size_limit}" if self.s.message_size_limit else "SIZE")
         if not self.s.disable_vrfy:
             lines.append("VRFY")
-        if self.ctx.tls is not None and self._tls_protocol is None:
+        if self.tls_context is not None and self._tls_protocol is None:
             lines.append("STARTTLS")
+        lines += self.sasl_ehlo_lines()
         lines += ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"]
         await self.push("\r\n".join(f"250-{x}" for x in lines[:-1]) + f"\r\n250 {lines[-1]}")
         return True
@@ -88,7 +116,7 @@ class SmtpdCommands:
         return False
 
     async def cmd_mail(self, arg: str) -> bool:
-        if await self._need_helo():
+        if await self._need_tls() or await self._need_helo():
             return False
         if self.sender is not None:
             await self.reply("503 5.5.1 Error: nested MAIL command")
@@ -97,6 +125,7 @@ class SmtpdCommands:
         if parsed is None:
             await self.reply(path_error_reply(arg, "FROM:"))
             return False
+        self.sasl_sender = None
         for name, value in parsed.params.items():
             if name == "SIZE":
                 if value is None or not value.isdigit():
@@ -111,7 +140,11 @@ class SmtpdCommands:
                 if (value or "").upper() not in ("7BIT", "8BITMIME"):
                     await self.reply("501 5.5.4 Unsupported BODY parameter value")
                     return False
-            elif name not in ("RET", "ENVID", "SMTPUTF8", "AUTH"):
+            elif name == "AUTH":
+                # RFC 4954 AUTH=: kept for the log only while AUTH is offered, as Postfix
+                if self.sasl_offered() and value and value != "<>":
+                    self.sasl_sender = printable(value, 255)
+            elif name not in ("RET", "ENVID", "SMTPUTF8"):
                 await self.reply(f"555 5.5.4 Unsupported option: {quote_for_reply(name)}")
                 return False
         if not self._queue_space_ok():
@@ -125,7 +158,7 @@ class SmtpdCommands:
         return True
 
     async def cmd_rcpt(self, arg: str) -> bool:
-        if await self._need_helo():
+        if await self._need_tls() or await self._need_helo():
             return False
         if self.sender is None:
             await self.reply("503 5.5.1 Error: need MAIL command")
@@ -153,11 +186,13 @@ class SmtpdCommands:
         def extra(name: str) -> Decision | None:
             return session_restriction(self, name, shown, "RCPT")
 
-        resolved = resolve(rcpt, self.ctx.policy)
+        policy = self.policy
+        resolved = resolve(rcpt, policy)
         decision = check_early_lists(self, extra)
         if decision is None:
-            decision = check_recipient(self.client_addr, rcpt, self.ctx.policy, extra=extra,
-                                       resolved=resolved)
+            decision = check_recipient(self.client_addr, rcpt, policy, extra=extra,
+                                       resolved=resolved,
+                                       sasl_authenticated=self.sasl_username is not None)
         if decision.action in ("reject", "defer"):
             self._log_reject("RCPT", decision.reply or "", rcpt)
             await self.reply(decision.reply or "554 5.7.1 Access denied")
@@ -172,14 +207,24 @@ class SmtpdCommands:
             return False
         if self.queue_id is None:
             self.queue_id = new_queue_id()
-            log.info(f"{self.queue_id}: client={self.client}")
+            log.info(f"{self.queue_id}: client={self.client}{self._sasl_log()}")
         self.recipients.append(Recipient(rcpt, parsed.params.get("ORCPT"),
                                          parsed.params.get("NOTIFY")))
         await self.push("250 2.1.5 Ok")
         return True
 
+    def _sasl_log(self) -> str:
+        """Postfix's ', sasl_method=..., sasl_username=..., sasl_sender=...' of the client= line."""
+        text = ""
+        if self.sasl_method is not None:
+            text += (f", sasl_method={self.sasl_method}, "
+                     f"sasl_username={printable(self.sasl_username or '')}")
+        if self.sasl_sender is not None:
+            text += f", sasl_sender={self.sasl_sender}"
+        return text
+
     async def cmd_data(self, arg: str) -> bool:
-        if await self._need_helo():
+        if await self._need_tls() or await self._need_helo():
             return False
         if arg:
             await self.reply("501 5.5.4 Syntax: DATA")
@@ -199,6 +244,8 @@ class SmtpdCommands:
         return await receive_data(self)
 
     async def cmd_rset(self, arg: str) -> bool:
+        if await self._need_tls():
+            return False
         self._reset_transaction()
         await self.push("250 2.0.0 Ok")
         return True
@@ -215,6 +262,8 @@ class SmtpdCommands:
         return True
 
     async def cmd_vrfy(self, arg: str) -> bool:
+        if await self._need_tls():
+            return False
         if self.s.disable_vrfy:
             await self.reply("502 5.5.1 VRFY command is disabled")
             return False
@@ -222,7 +271,7 @@ class SmtpdCommands:
         if parsed is None or not parsed.address:
             await self.reply("501 5.5.4 Syntax: VRFY address")
             return False
-        resolved = resolve(parsed.address, self.ctx.policy)
+        resolved = resolve(parsed.address, self.policy)
         shown = quote_for_reply(parsed.address)
         if resolved.klass == FINAL and not self.ctx.recipients.exists(resolved.localpart):
             await self.reply(f"550 5.1.1 <{shown}>: Recipient address rejected: "
@@ -236,7 +285,7 @@ class SmtpdCommands:
         return False
 
     async def cmd_starttls(self, arg: str) -> bool:
-        if self.ctx.tls is None or self._tls_protocol is not None:
+        if self.tls_context is None or self._tls_protocol is not None:
             await self.reply("502 5.5.2 Error: command not recognized")
             return False
         if arg:
@@ -253,4 +302,5 @@ class SmtpdCommands:
         # RFC 3207: forget everything learned before TLS
         self.helo, self.protocol = None, "SMTP"
         self._reset_transaction()
+        self.sasl_reset()
         return True

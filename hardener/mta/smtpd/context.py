@@ -1,13 +1,17 @@
-"""What every smtpd session shares: settings, policy, cleanup, anvil, local recipients, counters.
+"""What every smtpd session shares: settings, policy, cleanup, anvil, local recipients, counters,
+the TLS contexts of its services and the SASL credentials.
 
-SECURITY: built by the daemon before the privilege drop (tables and the hosts file are read then);
-holds no per-client data except anvil's counters.
+SECURITY: built by the daemon before the privilege drop (tables, the hosts file, TLS keys and the
+credentials file are read then); holds no per-client data except anvil's and AUTH's counters.
+A TLS key file that the group or others may read is refused (ConfigError naming the file).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import ssl
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +21,11 @@ from hardener.mta.smtpd.anvil import Anvil
 from hardener.mta.cleanup.service import Cleanup
 from hardener.mta.smtpd.local_recipients import LocalRecipients
 from hardener.mta.smtpd.relay_policy import PolicySettings
+from hardener.mta.config.sasl import tls_level
 from hardener.mta.config.settings import MtaSettings
+from hardener.mta.maillog import get_logger
+from hardener.mta.sasl_passwd import Credentials, load_credentials
+from hardener.mta.smtpd.auth import AuthThrottle
 from hardener.mta.smtpd.commands import fsspace
 from hardener.postfix.tls_protocols import InvalidProtocolList, server_protocols
 
@@ -39,30 +47,85 @@ def _hosts_names(path: Path = Path("/etc/hosts")) -> dict[str, str]:
     return names
 
 
+def _key_files(main) -> list[tuple[str, str]]:
+    """(file, parameter) of every file that holds a private key."""
+    if main.get("smtpd_tls_cert_file"):
+        key = main.get("smtpd_tls_key_file") or main.get("smtpd_tls_cert_file")
+        return [(key, "smtpd_tls_key_file" if main.get("smtpd_tls_key_file")
+                 else "smtpd_tls_cert_file")]
+    found = []
+    for path in main.get_list("smtpd_tls_chain_files"):   # keys and certificates, mixed
+        try:
+            with open(path, "rb") as fh:
+                if b"PRIVATE KEY-----" in fh.read(1 << 20):
+                    found.append((path, "smtpd_tls_chain_files"))
+        except OSError:
+            pass   # the loader reports it
+    return found
+
+
+def check_key_file(path: str, main, name: str) -> None:
+    """Refuse a private key file that the group or others may read (ConfigError, one line
+    naming the file); a file that cannot be examined is left to the loader's error."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if st.st_mode & 0o044:
+        loc = main.location(name)
+        raise ConfigError(f"TLS key file {path} is readable by its group or others (mode "
+                          f"{stat.S_IMODE(st.st_mode):04o}): refused, chmod 0600 it",
+                          file=loc.file if loc else main.filename,
+                          line=loc.line if loc else None, field=name)
+
+
 def tls_context_from(settings: MtaSettings) -> ssl.SSLContext | None:
-    """The server TLS context for STARTTLS, or None when smtpd_tls_security_level is none/empty."""
+    """The server TLS context for STARTTLS, or None when smtpd_tls_security_level is none/empty.
+    At level encrypt a certificate that cannot be loaded is a ConfigError (every session would
+    be refused); at may, STARTTLS is not offered, as Postfix does."""
     main = settings.main
-    level = main.get("smtpd_tls_security_level").lower()
-    if level in ("", "none"):
+    level = tls_level(main)
+    if level == "none":
         return None
-    cert = main.get("smtpd_tls_cert_file") or main.get("smtpd_tls_chain_files")
+    cert = main.get("smtpd_tls_cert_file")
     key = main.get("smtpd_tls_key_file") or cert
-    if not cert:
+    chain = main.get_list("smtpd_tls_chain_files")
+    if not cert and not chain:
         loc = main.location("smtpd_tls_security_level")
         raise ConfigError("STARTTLS requested but smtpd_tls_cert_file is not set",
                           file=loc.file if loc else main.filename, line=loc.line if loc else None,
                           field="smtpd_tls_security_level")
+    for path, name in _key_files(main):
+        check_key_file(path, main, name)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     _limit_protocols(ctx, settings, level)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     try:
-        ctx.load_cert_chain(cert, key)
+        if cert:
+            ctx.load_cert_chain(cert, key)
+        elif len(chain) == 1:      # key and certificates in one file
+            ctx.load_cert_chain(chain[0])
+        elif len(chain) == 2:      # the key, then its certificate chain
+            ctx.load_cert_chain(chain[1], chain[0])
+        else:
+            loc = main.location("smtpd_tls_chain_files")
+            raise ConfigError("more than one key (two files at most: key, then chain) is not "
+                              "supported", file=loc.file if loc else main.filename,
+                              line=loc.line if loc else None, field="smtpd_tls_chain_files")
     except (OSError, ssl.SSLError) as exc:
-        # As Postfix at level "may": without a usable certificate, serve without STARTTLS.
-        from hardener.mta.maillog import get_logger
-
-        get_logger("smtpd").warning(f"cannot load TLS certificate {cert} / key {key}: {exc}; "
+        what = f"{cert} / key {key}" if cert else ", ".join(chain)
+        if isinstance(exc, PermissionError) and os.geteuid() != 0:
+            # a reload after the privilege drop: the key is root's (as it must be) and the
+            # running daemon keeps the context it built as root
+            return None
+        if level == "encrypt":
+            loc = main.location("smtpd_tls_security_level")
+            raise ConfigError(f"cannot load TLS certificate {what}: {exc} (mandatory TLS)",
+                              file=loc.file if loc else main.filename,
+                              line=loc.line if loc else None,
+                              field="smtpd_tls_security_level") from None
+        get_logger("smtpd").warning(f"cannot load TLS certificate {what}: {exc}; "
                                     "TLS disabled (no STARTTLS offered)")
         return None
     return ctx
@@ -92,6 +155,29 @@ def _limit_protocols(ctx: ssl.SSLContext, settings: MtaSettings, level: str) -> 
     ctx.minimum_version, ctx.maximum_version = min(allowed), max(allowed)
 
 
+_TLS_PARAMETERS = ("smtpd_tls_security_level", "smtpd_use_tls", "smtpd_enforce_tls",
+                   "smtpd_tls_cert_file", "smtpd_tls_key_file", "smtpd_tls_chain_files",
+                   "smtpd_tls_protocols", "smtpd_tls_mandatory_protocols")
+
+
+def _tls_key(settings: MtaSettings) -> tuple[str, ...]:
+    """What the TLS context of a settings view depends on (views that agree share one)."""
+    return tuple(settings.main.get(name) for name in _TLS_PARAMETERS)
+
+
+def _credentials(settings: MtaSettings) -> Credentials | None:
+    """The SASL users, when any smtpd service enables AUTH (ConfigError for a bad file)."""
+    views = [settings, *settings.services.values()]
+    if not any(v.sasl is not None and v.sasl.enabled for v in views):
+        return None
+    path = settings.sasl.passwd_file
+    credentials = load_credentials(path)
+    if not credentials.users:
+        get_logger("smtpd").warning(f"no SASL users in {path}: every AUTH fails (add them with "
+                                    "`hardener mta passwd USER`)")
+    return credentials
+
+
 @dataclass
 class SmtpdContext:
     """Shared state of the smtpd listeners in one daemon."""
@@ -102,6 +188,10 @@ class SmtpdContext:
     anvil: Anvil
     recipients: LocalRecipients
     tls: ssl.SSLContext | None = None
+    # services whose -o overrides change TLS: their own context (else `tls`)
+    tls_services: dict[str, ssl.SSLContext | None] = field(default_factory=dict)
+    credentials: Credentials | None = None    # None: no service has smtpd_sasl_auth_enable
+    auth: AuthThrottle = field(default_factory=lambda: AuthThrottle(0, 60, ()))
     host_names: dict[str, str] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)   # per service, kept by SmtpdService
     stopping: bool = False
@@ -121,9 +211,19 @@ class SmtpdContext:
                               field="local_recipient_maps") from None
         anvil = Anvil(settings.conn_count_limit, settings.conn_rate_limit, settings.rate_time_unit,
                       settings.event_limit_exceptions)
+        tls = tls_context_from(settings)
+        tls_services = {name: tls_context_from(view) if _tls_key(view) != _tls_key(settings)
+                        else tls for name, view in settings.services.items()}
+        auth = AuthThrottle(settings.auth_rate_limit, settings.rate_time_unit,
+                            settings.event_limit_exceptions)
         return cls(settings=settings, policy=PolicySettings.from_settings(settings),
-                   cleanup=cleanup, anvil=anvil, recipients=recipients,
-                   tls=tls_context_from(settings), host_names=_hosts_names())
+                   cleanup=cleanup, anvil=anvil, recipients=recipients, tls=tls,
+                   tls_services=tls_services, credentials=_credentials(settings), auth=auth,
+                   host_names=_hosts_names())
+
+    def tls_for(self, service: str) -> ssl.SSLContext | None:
+        """The STARTTLS context of master.cf service `service` (None: no STARTTLS)."""
+        return self.tls_services.get(service, self.tls)
 
     def client_name(self, addr: str) -> str:
         """Postfix-style client name: from /etc/hosts, else 'unknown'."""

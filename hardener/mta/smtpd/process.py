@@ -153,13 +153,16 @@ def _reload(job: SmtpdJob) -> None:
     payload = _read_configs(job.config_sock)
     if payload is None:
         return
-    settings, recipients, host_names = payload
+    settings, recipients, host_names, credentials = payload
     ctx = job.ctx
     anvil = Anvil(settings.conn_count_limit, settings.conn_rate_limit, settings.rate_time_unit,
                   settings.event_limit_exceptions)
     anvil.carry_over(ctx.anvil)
     ctx.settings, ctx.policy = settings, PolicySettings.from_settings(settings)
     ctx.anvil, ctx.recipients, ctx.host_names = anvil, recipients, host_names
+    ctx.credentials = credentials
+    ctx.auth.configure(settings.auth_rate_limit, settings.rate_time_unit,
+                       settings.event_limit_exceptions)
 
 
 def _read_configs(sock: socket.socket) -> object:

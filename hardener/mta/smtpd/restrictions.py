@@ -71,6 +71,9 @@ def _run_list(sess: "HardenedSMTP", names: list[str],
             return None
         if name == "permit_mynetworks" and in_networks(sess.client_addr, sess.s.mynetworks):
             return None
+        # Postfix permit_sasl_authenticated: a client that passed AUTH in this session
+        if name == "permit_sasl_authenticated" and sess.sasl_username is not None:
+            return None
         if name == "reject":
             return Decision("reject", f"554 5.7.1 {what}: Access denied")
         if name == "defer":

@@ -106,7 +106,7 @@ class HardenedSMTP(SmtpdCommands, SMTP):
             client_connected_cb=self._cb_client_connected, loop=loop)
         self.loop = loop
         self.ctx = ctx
-        self.s = ctx.settings
+        self.s = ctx.settings.for_service(listener.service)   # its master.cf -o overrides
         self.listener = listener
         self.stress = stress
         self.limits = self.s.stress_limits if stress else self.s.limits
@@ -117,7 +117,7 @@ class HardenedSMTP(SmtpdCommands, SMTP):
         self.enable_SMTPUTF8 = True
         self._decode_data = False
         self.hostname = self.s.myhostname
-        self.tls_context = ctx.tls
+        self.tls_context = ctx.tls_for(listener.service)
         self.require_starttls = False
         self._timeout_duration = self.limits.timeout
         self._timeout_handle = None
@@ -366,7 +366,7 @@ class HardenedSMTP(SmtpdCommands, SMTP):
             "HELO": self.cmd_helo, "EHLO": self.cmd_ehlo, "MAIL": self.cmd_mail,
             "RCPT": self.cmd_rcpt, "DATA": self.cmd_data, "RSET": self.cmd_rset,
             "NOOP": self.cmd_noop, "QUIT": self.cmd_quit, "VRFY": self.cmd_vrfy,
-            "EXPN": self.cmd_expn, "STARTTLS": self.cmd_starttls,
+            "EXPN": self.cmd_expn, "STARTTLS": self.cmd_starttls, "AUTH": self.cmd_auth,
         }
         forbid_pipelining = self.s.main.get("smtpd_forbid_unauth_pipelining").lower() == "yes"
         while self.transport is not None and not self._closing:
