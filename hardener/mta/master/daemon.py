@@ -320,6 +320,7 @@ class _Master:
             name: socket.socketpair() for name in services}
         master_only = [mine.fileno() for mine, _ in self.config_socks.values()]
         self.smtpd: list[ChildService] = []
+        self.smtpd_jobs: dict[str, SmtpdJob] = {}   # what each smtpd process is started with
         for name, group in services.items():
             own = {sock.fileno() for _, sock in group}
             theirs = self.config_socks[name][1]
@@ -328,6 +329,7 @@ class _Master:
                 close_fds=[fd for fd in self.listen_fds if fd not in own] + master_only
                 + [self.wake_r] + [s.fileno() for _, s in self.config_socks.values()
                                    if s is not theirs])
+            self.smtpd_jobs[name] = job
             self.smtpd.append(ChildService(f"smtpd {name}", lambda job=job: run_smtpd(job)))
         self.qmgr = None
         self.helper_pid = 0

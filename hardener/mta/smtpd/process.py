@@ -28,6 +28,7 @@ import pwd
 import signal
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hardener.mta import maillog
@@ -95,8 +96,12 @@ def send_config(sock: socket.socket, payload: object) -> None:
 
 # -- child side ----------------------------------------------------------------------------------
 
-def run(job: SmtpdJob) -> int:
-    """Body of the smtpd process (after the fork, still root): jail, then serve until SIGTERM."""
+def run(job: SmtpdJob, *, post_jail: Callable[[], None] | None = None) -> int:
+    """Body of the smtpd process (after the fork, still root): jail, then serve until SIGTERM.
+
+    `post_jail` runs inside the jail, after the drop, before anything is served: the master passes
+    none; tests/mta/test_jail.py passes a probe that tries to break out (a seam, not a setting).
+    """
     set_parent_death_signal()
     signal.signal(signal.SIGHUP, signal.SIG_IGN)    # until the loop handles it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -110,7 +115,8 @@ def run(job: SmtpdJob) -> int:
     settings = job.ctx.settings
     jail = str(settings.queue_directory) if any(l.chroot for l, _ in job.sockets) else None
     snapshot_passwd(job.ctx.recipients)
-    jailed = drop_privileges(settings.mail_owner, chroot=jail) and jail is not None
+    jailed = drop_privileges(settings.mail_owner, chroot=jail,
+                             post_jail=post_jail) and jail is not None
     layout = QueueLayout("/" if jailed else settings.queue_directory)
     if jailed:
         job.ctx.fsspace = lambda _path: fsspace("/")
