@@ -1,5 +1,5 @@
-"""`hardener mta serve|start|stop|reload|status [--config DIR]` and, joined from mta_queue_cmd,
-`hardener mta queue ...`: run and control the hardener MTA daemon."""
+"""`hardener mta serve|start|stop|reload|status|check [--config DIR]` and, joined from
+mta_queue_cmd, `hardener mta queue ...`: run, control and check the hardener MTA daemon."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def stop(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
 
 @app.command("reload")
 def reload(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
-    """Make the daemon re-read main.cf (SIGHUP)."""
+    """Check the new main.cf and master.cf, then make the daemon re-read them (SIGHUP); a broken
+    configuration is refused (exit 2) and the daemon keeps the running one."""
     from hardener.mta.master import control
 
     raise typer.Exit(control.reload(config))
@@ -51,7 +52,16 @@ def reload(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
 
 @app.command("status")
 def status(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
-    """Say whether the daemon runs (exit 0) or not (exit 1)."""
+    """Say whether the daemon runs (exit 0) or not (exit 3), as an LSB init script."""
     from hardener.mta.master import control
 
     raise typer.Exit(control.status(config))
+
+
+@app.command("check")
+def check(config: ConfigDirOption = CONFIG_DEFAULT) -> None:
+    """Create missing queue directories; refuse (exit 2, one line each) unsafe owners and modes
+    of configuration, key and queue files, and an unsafe mail_owner (as `postfix check`)."""
+    from hardener.mta.master import check as mta_check
+
+    raise typer.Exit(mta_check.run(config))

@@ -1,11 +1,19 @@
-"""Local submission: one message and its envelope written into queue_directory/maildrop/, where the
-daemon's pickup finds it (what `hardener sendmail` does; Postfix's postdrop).
+"""Local submission (what `hardener sendmail` does; Postfix's postdrop): the message and its
+envelope handed to the daemon's pickup over its socket, QUEUE/public/pickup (pickup_socket.py).
 
 SECURITY: runs with the invoking user's privileges and trusts nothing it is given; pickup
-re-validates the file anyway. The file is created under a temporary name with O_EXCL|O_NOFOLLOW,
-mode 0600, fsynced, and renamed to its final name only when complete, so pickup never sees half a
-message; on any failure the temporary file is removed. Bounds: the header block read for -t
+re-validates everything and takes the submitter's uid from the kernel, not from here. The message is
+read completely (bounded by message_size_limit, spilled to a private temporary file past 1 MB)
+before connecting, so the daemon never waits for a slow stdin. Bounds: the header block read for -t
 (MAX_HEADER), the recipient count (pickup's MAX_RECIPIENTS) and message_size_limit.
+
+When the daemon is not running: an ordinary user gets exit 75 (EX_TEMPFAIL) and one line, and the
+message is not queued (Postfix would queue it in maildrop/, which only the setgid postdrop may
+write; here only pickup writes there). Root, who may write maildrop/ (the mail owner's, mode 0700)
+anyway, gets Postfix's behaviour: the file is written there for pickup to find at the next start,
+through an O_NOFOLLOW directory fd, created O_EXCL|O_NOFOLLOW under a temporary name, handed to the
+mail owner (mode 0600, with `uid: 0`), fsynced and renamed only when complete; one warning line
+says so.
 
 Errors are SubmitError with sendmail's exit code (sysexits.h): 64 usage, 65 data error, 73 cannot
 create, 75 temporary failure, 78 configuration error.
@@ -19,6 +27,9 @@ import email.utils
 import itertools
 import os
 import pwd
+import socket
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +39,15 @@ from hardener.errors import HardenerError
 from hardener.mta.config.config_dir import default_config_dir
 from hardener.mta.pickup import (MAX_HEADER, MAX_RECIPIENTS, MaildropError, check_address,
                                  new_maildrop_name, write_maildrop_header)
+from hardener.mta.pickup_socket import MAX_REPLY, socket_path
+from hardener.mta.safe_open import create_exclusive, open_dir
 from hardener.postfix.maincf import load_main_cf
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_CANTCREAT, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 73, 75, 78
 MAIL_CONFIG_ENV = "MAIL_CONFIG"
 _CHUNK = 65536
+CLIENT_TIMEOUT = 60.0          # seconds for connect, each send and the reply
+_SPOOL_IN_MEMORY = 1 << 20     # message bytes kept in memory before a temporary file is used
 
 
 class SubmitError(Exception):
@@ -62,15 +77,24 @@ def config_directory(submission: Submission, environ: dict[str, str] | None = No
     return Path(chosen) if chosen else default_config_dir(environ)
 
 
-def maildrop_settings(config_dir: Path) -> tuple[Path, int]:
-    """(maildrop directory, message_size_limit) from config_dir/main.cf (SubmitError 78)."""
+@dataclass(frozen=True)
+class QueueSettings:
+    """What local submission needs from main.cf."""
+
+    queue_directory: Path
+    size_limit: int
+    mail_owner: str
+
+
+def queue_settings(config_dir: Path) -> QueueSettings:
+    """queue_directory, message_size_limit and mail_owner from config_dir/main.cf (SubmitError
+    78)."""
     try:
         main = load_main_cf(config_dir / "main.cf")
-        queue_dir = Path(main.get("queue_directory"))
-        limit = main.get_int("message_size_limit")
+        return QueueSettings(Path(main.get("queue_directory")),
+                             main.get_int("message_size_limit"), main.get("mail_owner"))
     except HardenerError as exc:
         raise SubmitError(exc.one_line(), EX_CONFIG) from None
-    return queue_dir / "maildrop", limit
 
 
 def _read_message(stdin: BinaryIO, ignore_dots: bool) -> Iterator[bytes]:
@@ -126,8 +150,9 @@ def _envelope_sender(submission: Submission) -> str:
 
 
 def submit(submission: Submission, stdin: BinaryIO) -> str:
-    """Write the message read from `stdin` into maildrop/; returns the maildrop file name."""
-    maildrop, size_limit = maildrop_settings(config_directory(submission))
+    """Hand the message read from `stdin` to the daemon's pickup; returns the maildrop file name.
+    Root, when the daemon is down, writes it into maildrop/ instead (see the module docstring)."""
+    conf = queue_settings(config_directory(submission))
     sender = _envelope_sender(submission)
     chunks = _read_message(stdin, submission.ignore_dots)
     head, rest = _split_header(chunks)
@@ -144,31 +169,121 @@ def submit(submission: Submission, stdin: BinaryIO) -> str:
         check_address(sender, "sender")
     except MaildropError as exc:
         raise SubmitError(str(exc), EX_DATAERR) from None
-    name = new_maildrop_name()
-    tmp = maildrop / f"t{name}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        raise SubmitError(f"cannot create a file in {maildrop}: {exc.strerror}",
-                          EX_CANTCREAT) from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(write_maildrop_header(sender, recipients, submission.full_name))
-            size = 0
-            for piece in itertools.chain((head, rest), chunks):
-                size += len(piece)
-                if size_limit and size > size_limit:
-                    raise SubmitError("message file too big", EX_DATAERR)
-                out.write(piece)
-            out.flush()
-            os.fsync(out.fileno())
-        os.rename(tmp, maildrop / name)
-    except BaseException as exc:
+    with tempfile.SpooledTemporaryFile(_SPOOL_IN_MEMORY) as message:
+        size = 0
+        for piece in itertools.chain((head, rest), chunks):
+            size += len(piece)
+            if conf.size_limit and size > conf.size_limit:
+                raise SubmitError("message file too big", EX_DATAERR)
+            message.write(piece)
+        envelope = write_maildrop_header(sender, recipients, submission.full_name)
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise SubmitError(f"cannot write {tmp}: {exc.strerror}", EX_TEMPFAIL) from None
-        raise
+            return _hand_to_pickup(socket_path(conf.queue_directory), envelope, message)
+        except PickupUnavailable as exc:
+            if os.geteuid() != 0:
+                raise SubmitError(f"the mail system is not running ({exc}); message not queued",
+                                  EX_TEMPFAIL) from None
+            name = _write_maildrop(conf, sender, recipients, submission.full_name, message)
+            print(f"hardener sendmail: warning: the mail system is not running ({exc}); "
+                  f"queued in {conf.queue_directory / 'maildrop'} for pickup at the next start",
+                  file=sys.stderr)
+            return name
+
+
+class PickupUnavailable(Exception):
+    """Nobody accepts connections on pickup's socket (the daemon is not running)."""
+
+
+def _hand_to_pickup(path: Path, envelope: bytes, message: BinaryIO) -> str:
+    """Send envelope and message on pickup's socket; the maildrop name from its "ok" reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(CLIENT_TIMEOUT)
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise PickupUnavailable(f"cannot connect to {path}: {exc.strerror}") from None
+        except OSError as exc:
+            raise SubmitError(f"cannot connect to {path}: {exc.strerror or exc}",
+                              EX_TEMPFAIL) from None
+        try:
+            sock.sendall(envelope)
+            message.seek(0)
+            while chunk := message.read(_CHUNK):
+                sock.sendall(chunk)
+            sock.shutdown(socket.SHUT_WR)
+            reply = _read_reply(sock)
+        except OSError as exc:
+            # pickup refused early (it answers, then closes): its reply says why
+            reply = _read_reply(sock, quiet=True)
+            if not reply:
+                raise SubmitError(f"lost the connection to pickup: {exc.strerror or exc}",
+                                  EX_TEMPFAIL) from None
+    word, _, text = reply.partition(" ")
+    if word == "ok" and text:
+        return text
+    if word == "error":
+        code, _, why = text.partition(" ")
+        raise SubmitError(why or "refused by pickup",
+                          int(code) if code in ("65", "75") else EX_TEMPFAIL)
+    raise SubmitError("no answer from pickup", EX_TEMPFAIL)
+
+
+def _read_reply(sock: socket.socket, quiet: bool = False) -> str:
+    """pickup's one reply line (at most MAX_REPLY bytes; control characters dropped)."""
+    data = b""
+    try:
+        while b"\n" not in data and len(data) < MAX_REPLY:
+            chunk = sock.recv(MAX_REPLY)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        if not quiet:
+            raise
+    line = data.split(b"\n", 1)[0].decode("ascii", "replace")
+    return "".join(c for c in line if c.isprintable())
+
+
+def _write_maildrop(conf: QueueSettings, sender: str, recipients: list[str],
+                    full_name: str | None, message: BinaryIO) -> str:
+    """Root, daemon down: write the file into maildrop/ (the mail owner's) as pickup would."""
+    maildrop = conf.queue_directory / "maildrop"
+    try:
+        owner = pwd.getpwnam(conf.mail_owner)
+    except KeyError:
+        raise SubmitError(f"mail_owner: no such user {conf.mail_owner!r}", EX_CONFIG) from None
+    name = new_maildrop_name()
+    tmp = f"t{name}"
+    try:
+        dfd = open_dir(maildrop)
+    except OSError as exc:
+        raise SubmitError(f"cannot open {maildrop}: {exc.strerror}", EX_CANTCREAT) from None
+    try:
+        try:
+            fd = create_exclusive(tmp, 0o600, dir_fd=dfd)
+        except OSError as exc:
+            raise SubmitError(f"cannot create a file in {maildrop}: {exc.strerror}",
+                              EX_CANTCREAT) from None
+        try:
+            with os.fdopen(fd, "wb") as out:
+                os.fchown(out.fileno(), owner.pw_uid, owner.pw_gid)
+                out.write(write_maildrop_header(sender, recipients, full_name, uid=os.getuid()))
+                message.seek(0)
+                while chunk := message.read(_CHUNK):
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            os.fsync(dfd)
+        except BaseException as exc:
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except OSError:
+                pass
+            if isinstance(exc, OSError):
+                raise SubmitError(f"cannot write {maildrop / tmp}: {exc.strerror}",
+                                  EX_TEMPFAIL) from None
+            raise
+    finally:
+        os.close(dfd)
     return name

@@ -1,24 +1,28 @@
 """pickup: moves locally submitted mail from maildrop/ through cleanup into incoming/.
 
-SECURITY: maildrop/ is the one queue directory every local user may write (mode 1733: anyone can
-create a file, nobody but the owner can list it or remove another user's file). pickup therefore
-trusts nothing it reads there. It opens each file with O_NOFOLLOW and checks it is a regular file
-with one link (a hard link to somebody else's file, e.g. /etc/shadow, is refused, never mailed), that
-its name is a maildrop id, that it is not larger than message_size_limit, and that the envelope block
-is well formed with sane addresses; anything else is moved to corrupt/ and logged. The submitting
-user is the file's owner (uid), recorded in the log and in the Received: header. Runs as root in
-the daemon's pickup helper (the files are the submitting users', mode 0600): it opens nothing in
-maildrop/ but through O_NOFOLLOW|O_NONBLOCK and only renames or unlinks names there (a planted link
-is moved or removed, never followed). It writes only through cleanup (new files O_EXCL, handed to
-the mail owner; local_submission=True: missing Date:, Message-ID:, From: added, bare LF
-normalised).
+SECURITY: runs as the mail owner (hardener/mta/master/pickup_process.py). maildrop/ is the mail
+owner's (mode 0700): local users no longer write there themselves; they hand their message to
+pickup's socket (hardener/mta/pickup_socket.py), and pickup writes the file, with the submitter's
+uid as the kernel reported it (SO_PEERCRED) in a `uid:` line. Root may also write there (`hardener
+sendmail` run by root while the daemon is down, an admin): such a file is not the mail owner's,
+and its submitter is its owner, never what a `uid:` line in it says (refused there).
+pickup still trusts nothing it reads: it opens each file with O_NOFOLLOW|O_NONBLOCK and checks it
+is a regular file with one link (a hard link to somebody else's file is refused, never mailed),
+that its name is a maildrop id, that it is not larger than message_size_limit, and that the
+envelope block is well formed with sane addresses; anything else is moved to corrupt/ and logged.
+The submitter's uid is logged (`QUEUEID: uid=1000 from=<alice@...>`, as Postfix's pickup) and
+written in the Received: header. It only renames or unlinks names in maildrop/ (a planted link is
+moved or removed, never followed) and writes only through cleanup (local_submission=True: missing
+Date:, Message-ID:, From: added, bare LF normalised).
 
-File format (written by `hardener sendmail`, see write_maildrop_header()):
+File format (written by pickup_socket, or by `hardener sendmail` run by root while the daemon is
+down; see write_maildrop_header()):
 
     hardener-maildrop: 1
     sender: alice                  (percent-encoded like queue files; empty = null sender)
     full-name: Alice%20Example     (optional; sendmail -F)
     recipient: bob@example.com     (one or more)
+    uid: 1000                      (the submitter, as the kernel reported it; see above)
     <blank line>
     <message as given on stdin>
 """
@@ -32,6 +36,8 @@ import re
 import secrets
 import stat
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from hardener.mta.address_form import AddressError, internalize, printable_external
 from hardener.mta.maillog import get_logger
@@ -70,17 +76,31 @@ def check_address(address: str, what: str) -> str:
         raise MaildropError(f"{what} address {exc}") from None
 
 
-def write_maildrop_header(sender: str, recipients: list[str], full_name: str | None) -> bytes:
-    """The envelope block of a maildrop file."""
+def write_maildrop_header(sender: str, recipients: list[str], full_name: str | None,
+                          uid: int | None = None) -> bytes:
+    """The envelope block of a maildrop file (`uid`: the submitter, when pickup writes it)."""
     lines = [f"{MAGIC}: {VERSION}", f"sender: {encode_value(sender)}".rstrip(" ")]
     if full_name:
         lines.append(f"full-name: {encode_value(full_name)}")
     lines += [f"recipient: {encode_value(r)}" for r in recipients]
+    if uid is not None:
+        lines.append(f"uid: {int(uid)}")
     return ("\n".join(lines) + "\n\n").encode("ascii")
 
 
-def parse_maildrop_header(block: bytes) -> tuple[str, list[str], str | None]:
-    """(sender, recipients, full name) from an envelope block; MaildropError if malformed."""
+@dataclass(frozen=True)
+class MaildropEnvelope:
+    """The envelope block of a maildrop file, validated."""
+
+    sender: str
+    recipients: list[str]
+    full_name: str | None
+    uid: int | None     # the `uid:` line; trusted only in a file pickup wrote itself
+
+
+def parse_maildrop_header(block: bytes) -> MaildropEnvelope:
+    """The envelope of a maildrop file or of a submission on pickup's socket; MaildropError if
+    malformed (one line saying what)."""
     try:
         text = block.decode("ascii")
     except UnicodeDecodeError:
@@ -90,6 +110,7 @@ def parse_maildrop_header(block: bytes) -> tuple[str, list[str], str | None]:
         raise MaildropError("not a hardener maildrop file")
     sender: str | None = None
     full_name: str | None = None
+    uid: int | None = None
     recipients: list[str] = []
     try:
         for line in lines[1:]:
@@ -108,6 +129,10 @@ def parse_maildrop_header(block: bytes) -> tuple[str, list[str], str | None]:
                 recipients.append(rcpt)
                 if len(recipients) > MAX_RECIPIENTS:
                     raise MaildropError("too many recipients")
+            elif name == "uid" and uid is None:
+                if not value.isdigit() or len(value) > 10:
+                    raise MaildropError(f"malformed uid {value[:20]!r}")
+                uid = int(value)
             else:
                 raise MaildropError(f"unexpected envelope field {name[:40]!r}")
     except (QueueFileError, UnicodeError) as exc:
@@ -116,19 +141,22 @@ def parse_maildrop_header(block: bytes) -> tuple[str, list[str], str | None]:
         raise MaildropError("no sender")
     if not recipients:
         raise MaildropError("no recipients")
-    return sender, recipients, full_name
+    return MaildropEnvelope(sender, recipients, full_name, uid)
 
 
 class Pickup:
     """Polls maildrop/ every `interval` seconds (or when woken) and queues what it finds."""
 
     def __init__(self, layout: object, cleanup: object, *, myorigin: str, size_limit: int,
-                 interval: float = 1.0) -> None:
+                 interval: float = 1.0, before_queueing: Callable[[], None] | None = None) -> None:
         self.layout = layout
         self.cleanup = cleanup
         self.myorigin = myorigin
         self.size_limit = size_limit
         self.interval = interval
+        # called once per scan that finds work, before anything is logged (pickup_process: fetch
+        # a fresh log descriptor after rotation)
+        self.before_queueing = before_queueing
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -160,6 +188,8 @@ class Pickup:
         except OSError as exc:
             log.warning(f"cannot read {maildrop}: {exc.strerror}")
             return 0
+        if self.before_queueing is not None and any(NAME_RE.fullmatch(n) for n in names):
+            self.before_queueing()
         for name in names:
             if self._stopping:
                 break
@@ -198,20 +228,22 @@ class Pickup:
                 if self.size_limit and st.st_size > self.size_limit + MAX_HEADER:
                     raise MaildropError("message file too big")
                 block = _read_block(fh)
-                sender, recipients, full_name = parse_maildrop_header(block)
+                envelope = parse_maildrop_header(block)
                 content_size = st.st_size - len(block) - 2
                 if self.size_limit and content_size > self.size_limit:
                     raise MaildropError("message file too big")
+                submitter = submitter_uid(envelope, st.st_uid)
             except MaildropError as exc:
                 self._reject(name, str(exc))
                 return 0
-            user = _user_name(st.st_uid)
-            sender = self._qualify(sender) if sender else ""
-            recipients = [self._qualify(r) for r in recipients]
+            user = _user_name(submitter)
+            sender = self._qualify(envelope.sender) if envelope.sender else ""
+            recipients = [self._qualify(r) for r in envelope.recipients]
             try:
                 writer = self.cleanup.begin(sender, recipients, client=("localhost", "127.0.0.1"),
                                             helo="", protocol="local", local_submission=True,
-                                            full_name=full_name, submitter=str(st.st_uid))
+                                            full_name=envelope.full_name,
+                                            submitter=str(submitter))
                 while chunk := fh.read(_CHUNK):
                     await writer.write(chunk)
                 qid = await writer.commit()
@@ -222,7 +254,7 @@ class Pickup:
                 except Exception:  # noqa: BLE001
                     pass
                 return 0
-        log.info(f"{qid}: uid={st.st_uid} from=<{printable_external(sender)}>"
+        log.info(f"{qid}: uid={submitter} from=<{printable_external(sender)}>"
                  + (f" ({user})" if user else ""))
         try:
             os.unlink(path)
@@ -242,6 +274,18 @@ class Pickup:
                 os.unlink(self.layout.dir("maildrop") / name)
             except OSError:
                 pass
+
+
+def submitter_uid(envelope: MaildropEnvelope, file_owner: int) -> int:
+    """Who submitted a maildrop file. A file this process owns was written by pickup's socket
+    server in a directory only the mail owner writes: its `uid:` line is what SO_PEERCRED said.
+    Any other file was put there by root (or left by an older version): its owner is the
+    submitter, and a `uid:` line in it is a forgery (MaildropError)."""
+    if file_owner == os.geteuid():
+        return envelope.uid if envelope.uid is not None else file_owner
+    if envelope.uid is not None and envelope.uid != file_owner:
+        raise MaildropError(f"uid line ({envelope.uid}) in a file owned by uid {file_owner}")
+    return file_owner
 
 
 def _read_block(fh) -> bytes:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tests.fixtures.mta import MAIL_OWNER, SmtpClient
 
-# Still root until pickup runs as the mail owner (issue 8, the pickup helper's part).
-ROOT_UNTIL_PICKUP_IS_SPLIT = {"pickup"}
+# pickup runs as the mail owner too (hardener/mta/master/pickup_process.py): only the master is root
+ROOT_UNTIL_PICKUP_IS_SPLIT: set[str] = set()
 _TCP_ESTABLISHED, _TCP_LISTEN = "01", "0A"
 
 

@@ -1,12 +1,21 @@
-"""`hardener mta start|stop|reload|status`: manage the background daemon through its pid file.
+"""`hardener mta start|stop|reload|status`: manage the background daemon, as `postfix start|...`.
 
 No systemd here (and none needed): start runs `hardener mta serve` detached and waits until it has
 written its pid file and its listeners accept connections, or reports the error it exited with.
 
+Whether the daemon runs is what its lock says (master_lock: the master holds pid/master.lock for its
+whole life; F_GETLK names the holder), not a pid file alone, which may be stale or name a reused
+pid. `status` exits as an LSB init script's: 0 running, 3 not running. `reload` first loads and
+checks the new configuration here, in the command's own process (load_settings and `hardener mta
+check`): a broken one is refused in one line with exit 2 and the daemon, not signalled, keeps
+serving the old one (the daemon re-reads it on SIGHUP and would keep the old one too, with a
+warning in the log). `start` runs the same check before it starts anything.
+
 SECURITY: runs as the invoking user (root to start a daemon that binds port 25); signals only the
-pid recorded in the queue directory's pid file, after checking it is a hardener process. The pid
-file is read by daemon.read_pid: O_NOFOLLOW, a regular file owned by root (or this user), so a link
-or file the mail owner planted in an older, mail-owner-owned pid/ never names the pid to signal.
+pid that holds the lock or is recorded in the queue directory's pid file, after checking it is a
+hardener process. The pid file is read by daemon.read_pid: O_NOFOLLOW, a regular file owned by
+root (or this user), so a link or file the mail owner planted in an older, mail-owner-owned pid/
+never names the pid to signal.
 """
 
 from __future__ import annotations
@@ -21,28 +30,43 @@ import time
 from pathlib import Path
 
 from hardener.errors import ConfigError
+from hardener.mta.config.settings import load_settings
+from hardener.mta.master import master_lock
+from hardener.mta.master.check import refuse_unsafe
 from hardener.mta.master.daemon import is_daemon_process, pid_file_path, read_pid
 from hardener.postfix.maincf import load_main_cf
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
+STATUS_RUNNING, STATUS_NOT_RUNNING = 0, 3     # LSB init script `status` exit codes
 
 
-def _pid_path(config: Path) -> Path:
+def _queue_directory(config: Path) -> Path:
     main = load_main_cf(Path(config) / "main.cf")
-    return pid_file_path(main.get("queue_directory"))
+    return Path(main.get("queue_directory"))
+
+
+def running_pid(queue_directory: Path) -> int | None:
+    """The pid of the daemon running on `queue_directory`, or None: the holder of its lock, else
+    (no lock file: a daemon of an older version) the pid file's process if it is hardener's."""
+    pid = master_lock.holder(queue_directory)
+    if pid is not None:
+        return pid
+    if master_lock.lock_path(queue_directory).exists():
+        return None   # nobody holds the lock: whatever the pid file says is stale
+    pid = read_pid(pid_file_path(queue_directory))
+    return pid if pid is not None and is_daemon_process(pid) else None
 
 
 def start(config: Path) -> int:
     """Start the daemon in the background; 0 when it runs, 2 with its error line when it failed."""
-    from hardener.mta.config.settings import load_settings
-
     settings = load_settings(config)  # refuse bad config here, with the one-line error
-    pid_path = pid_file_path(settings.queue_directory)
-    running = read_pid(pid_path)
-    if running is not None and is_daemon_process(running):
+    running = running_pid(settings.queue_directory)
+    if running is not None:
         print(f"hardener mta: already running (pid {running})")
         return 0
+    refuse_unsafe(settings)           # `hardener mta check`: files, modes, owners, mail_owner
+    pid_path = pid_file_path(settings.queue_directory)
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
             [sys.executable, "-m", "hardener", "mta", "serve", "--config", str(config)],
@@ -78,8 +102,7 @@ def _listening(listeners) -> bool:
 
 def stop(config: Path) -> int:
     """SIGTERM the daemon and wait for it to exit (0), or say it was not running (0)."""
-    pid_path = _pid_path(config)
-    pid = read_pid(pid_path)
+    pid = running_pid(_queue_directory(config))
     if pid is None or not is_daemon_process(pid):
         print("hardener mta: not running")
         return 0
@@ -102,8 +125,11 @@ def _zombie(pid: int) -> bool:
 
 
 def reload(config: Path) -> int:
-    """SIGHUP the daemon (0), or 1 when it is not running."""
-    pid = read_pid(_pid_path(config))
+    """Check the new configuration, then SIGHUP the daemon (0); 2 and one line (ConfigError) for
+    a configuration the daemon must not take, 1 when it is not running."""
+    settings = load_settings(config)              # ConfigError: one line, exit 2, no signal
+    refuse_unsafe(settings, create=False)
+    pid = running_pid(settings.queue_directory)
     if pid is None or not is_daemon_process(pid):
         print("hardener mta: not running", file=sys.stderr)
         return 1
@@ -113,10 +139,10 @@ def reload(config: Path) -> int:
 
 
 def status(config: Path) -> int:
-    """0 and the pid when the daemon runs, 1 when it does not."""
-    pid = read_pid(_pid_path(config))
-    if pid is None or not is_daemon_process(pid):
+    """0 and the pid when the daemon runs, 3 when it does not (LSB)."""
+    pid = running_pid(_queue_directory(config))
+    if pid is None:
         print("hardener mta: not running")
-        return 1
+        return STATUS_NOT_RUNNING
     print(f"hardener mta: running (pid {pid})")
-    return 0
+    return STATUS_RUNNING

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from hardener.errors import ConfigError
 from hardener.mta import maillog
-from hardener.mta.master import maillog_reopen
+from hardener.mta.master import check, maillog_reopen, master_lock, pickup_process
 from hardener.mta.cleanup.service import Cleanup, CleanupSettings
 from hardener.mta.master.privileges import (bind_listeners, drop_privileges, owner_ids,
                                             set_parent_death_signal, set_process_name)
@@ -232,6 +232,8 @@ def serve(config_dir: str | os.PathLike[str]) -> int:
     for warning in settings.warnings:
         log.warning(warning)
     layout, owner = _prepare_queue(settings)
+    master_lock.acquire(layout.root)   # fd kept open: the lock is held for the master's life
+    check.refuse_unsafe(settings, create=False)   # `hardener mta check`: owners, modes, mail_owner
     pid_path = pid_file_path(settings.queue_directory)
     _write_pid(pid_path)
     sockets = []
@@ -246,7 +248,7 @@ def serve(config_dir: str | os.PathLike[str]) -> int:
             maillog_reopen.make_channels(
                 settings.maillog_file,
                 tuple(channel_name(name) for name in services) + ("qmgr", "pickup"))
-        helper = _start_pickup_helper(settings, layout, owner, sockets, pid_path)
+        helper = pickup_process.start(settings, layout, owner, sockets)   # mail owner
         _preload_modules()
         set_process_name("master")
         log.info(f"daemon started -- configuration {Path(config_dir).resolve()}")

@@ -17,17 +17,26 @@ from pathlib import Path
 from hardener.mta.safe_open import UnsafeFileError, open_dir
 
 # Postfix's queues plus hardener's own: defer/ (per-message delivery state sidecars), tmp/
-# (cleanup's files in progress), spool/ (Maildirs of local delivery), pid/ (the daemon's pid file).
+# (cleanup's files in progress), spool/ (Maildirs of local delivery), pid/ (the daemon's pid file
+# and lock), public/ (pickup's submission socket).
 QUEUE_NAMES = ("maildrop", "incoming", "active", "deferred", "hold", "corrupt")
-ALL_DIRS = QUEUE_NAMES + ("defer", "tmp", "spool", "pid")
+ALL_DIRS = QUEUE_NAMES + ("defer", "tmp", "spool", "pid", "public")
 
-# maildrop/ takes local submissions from any user (as Postfix's maildrop with the setgid postdrop
-# program); pid/ is root's and readable by all (Postfix: $queue_directory/pid:d:root:-:755), so
-# `hardener mta status` works for anyone; the rest are private to the mail owner.
-_MODES = {"maildrop": 0o1733, "pid": 0o755}
-_DEFAULT_MODE = 0o700
-# Where root writes (master.pid): owned by root when the daemon runs as root, never by the mail owner.
-ROOT_OWNED = frozenset({"pid"})
+# pid/ is root's and readable by all (Postfix: $queue_directory/pid:d:root:-:755), so `hardener
+# mta status` works for anyone. public/ is root's, mode 0711: every local user can reach the
+# pickup socket root binds there (Postfix: public:d:$mail_owner:$setgid_group:710, reached through
+# the setgid postdrop), nobody else can list it or put a name in it. maildrop/ is the mail
+# owner's like every other queue: only pickup writes it (pickup_socket.py), not the users.
+MODES = {"pid": 0o755, "public": 0o711}
+DEFAULT_MODE = 0o700
+# Where root writes (master.pid, master.lock) or binds (public/pickup): owned by root when the
+# daemon runs as root, never by the mail owner.
+ROOT_OWNED = frozenset({"pid", "public"})
+
+
+def dir_mode(name: str) -> int:
+    """The mode queue subdirectory `name` has (ensure() sets it)."""
+    return MODES.get(name, DEFAULT_MODE)
 
 QUEUE_ID_RE = re.compile(r"[0-9A-F]{10,24}")
 
@@ -98,7 +107,7 @@ class QueueLayout:
                 path = self.root / name
                 try:
                     try:
-                        os.mkdir(name, _MODES.get(name, _DEFAULT_MODE), dir_fd=root_fd)
+                        os.mkdir(name, dir_mode(name), dir_fd=root_fd)
                     except FileExistsError:
                         pass
                     fd = self._open_checked(name, root_fd, shown=path)
@@ -107,7 +116,7 @@ class QueueLayout:
                             uid, gid = (0, 0) if name in ROOT_OWNED else \
                                 (owner_uid, owner_gid if owner_gid is not None else -1)
                             os.fchown(fd, uid, gid)
-                        os.fchmod(fd, _MODES.get(name, _DEFAULT_MODE))
+                        os.fchmod(fd, dir_mode(name))
                     finally:
                         os.close(fd)
                 except OSError as exc:
