@@ -1,5 +1,6 @@
 """`hardener sendmail`: sendmail-compatible local submission (the command line of
-hardener.mta.maildrop, which writes the message into maildrop/ for the daemon's pickup).
+hardener.mta.maildrop, which hands the message to the daemon's pickup over QUEUE/public/pickup;
+any user may run it, pickup records the user's uid as the kernel reports it).
 
     hardener sendmail [-C DIR] [-f SENDER] [-F NAME] [-t] [-i|-oi] [-oX...] [--] RCPT...
 
@@ -26,7 +27,8 @@ SENDMAIL_EPILOG = (
     "for none); -F NAME full name; -t add the recipients of To:, Cc: and Bcc:; -i or -oi a line "
     "with a single '.' does not end the message; -C DIR the directory holding main.cf (else "
     "$MAIL_CONFIG, else $HARDENER_CONFIG, else /etc/hardener). Exit status (sysexits.h): 0 "
-    "queued; 64 usage; 65 bad data; 73 cannot create the file; 75 temporary failure; 78 "
+    "queued; 64 usage; 65 bad data; 73 cannot create the file; 75 temporary failure (the mail "
+    "system is not running: only root's message is then queued, in maildrop/); 78 "
     "configuration error.")
 
 

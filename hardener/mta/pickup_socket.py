@@ -38,7 +38,6 @@ import asyncio
 import errno
 import os
 import socket
-import stat
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -236,10 +235,3 @@ class PickupServer:
             os.close(dfd)
         return name
 
-
-def is_socket(path: Path) -> bool:
-    """True when `path` is a Unix socket (not following a link)."""
-    try:
-        return stat.S_ISSOCK(os.lstat(path).st_mode)
-    except OSError:
-        return False

@@ -1,6 +1,8 @@
 """hardener.mta.maildrop, the library behind `hardener sendmail`, called without the CLI (as scan
 and provision may): which config directory it reads, what it writes, what it refuses.
-(The whole path through pickup, as an unprivileged user, is tests/mta/test_pickup.py.)"""
+No daemon runs here, and the tests run as root: submit() takes root's way, the file written
+straight into maildrop/ for the mail owner. (The socket path, as an unprivileged user, is
+tests/mta/test_pickup.py and test_local_submission.py.)"""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ def config(tmp_path: Path) -> tuple[Path, QueueLayout]:
     layout = QueueLayout(tmp_path / "queue")
     layout.ensure()
     (tmp_path / "main.cf").write_text(f"queue_directory = {layout.root}\n"
-                                      "message_size_limit = 1000\n")
+                                      "message_size_limit = 1000\nmail_owner = nobody\n")
     return tmp_path, layout
 
 
@@ -43,8 +45,11 @@ def test_submit_writes_one_complete_file(config) -> None:
                   io.BytesIO(b"Subject: hi\n\nbody\n.\nnot part of it\n"))
     files = sorted(p.name for p in (layout.root / "maildrop").iterdir())
     assert files == [name]
-    data = (layout.root / "maildrop" / name).read_bytes()
+    path = layout.root / "maildrop" / name
+    data = path.read_bytes()
     assert data.endswith(b"Subject: hi\n\nbody\n")
+    st = path.stat()   # the mail owner's (pickup reads it as the mail owner), private
+    assert (st.st_uid, st.st_mode & 0o777) == (65534, 0o600) and b"\nuid: 0\n" in data
     assert b"recipient: u@remote.example" in data
 
 
