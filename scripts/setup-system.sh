@@ -3,7 +3,7 @@
 # Safe to run again: it does nothing when everything is there. Needs root (the house machines are).
 set -euo pipefail
 
-PACKAGES=(postfix swaks nmap openssh-server dnsmasq-base pflogsumm faketime iproute2 procps ssl-cert openssl python3-venv libsasl2-modules systemd man-db)
+PACKAGES=(postfix swaks nmap openssh-server dnsmasq-base pflogsumm faketime iproute2 procps ssl-cert openssl python3-venv libsasl2-modules sasl2-bin libnet-ssleay-perl libio-socket-ssl-perl systemd man-db)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

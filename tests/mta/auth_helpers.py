@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import os
 import ssl
 import subprocess
 import sys
+import time
 
 from tests.fixtures.mta import SmtpClient
 
@@ -85,3 +87,25 @@ class TlsClient(SmtpClient):
 
 def connect(mta, source: str | None = None) -> TlsClient:
     return TlsClient(mta.address, mta.port, source=source)
+
+
+def cyrus_postfix(postfix_factory, cert, hostname: str, main_cf: dict[str, str] | None = None):
+    """A Postfix with smtpd_sasl_type cyrus, a sasldb of its own holding alice."""
+    inst = postfix_factory({**tls_settings(cert), **SASL, "myhostname": hostname,
+                            "smtpd_sasl_type": "cyrus", "smtpd_sasl_path": "smtpd",
+                            "smtpd_client_event_limit_exceptions": "", **(main_cf or {})},
+                           start=False)
+    sasl_dir = inst.config_dir / "sasl"
+    sasl_dir.mkdir()
+    db = sasl_dir / "sasldb2"
+    (sasl_dir / "smtpd.conf").write_text("pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
+                                         f"mech_list: PLAIN LOGIN\nsasldb_path: {db}\n")
+    subprocess.run(["saslpasswd2", "-f", str(db), "-c", "-p", "-u", hostname, "alice"],
+                   input=PASSWORD.encode(), check=True, capture_output=True)
+    os.chmod(db, 0o644)   # Postfix's smtpd reads it as the postfix user (a test-only database)
+    main = inst.config_dir / "main.cf"
+    main.write_text(main.read_text() + f"cyrus_sasl_config_path = {sasl_dir}\n")
+    past = time.time() - 5
+    os.utime(main, (past, past))
+    inst.start()
+    return inst

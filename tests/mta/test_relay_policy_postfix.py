@@ -77,3 +77,42 @@ def test_routing_forms_match_postfix_when_destination_is_ours(extra, postfix_fac
     theirs = battery(postfix.address, postfix.port, "mx.hardener.test", untrusted)
     ours = battery(mta.address, mta.port, "mx.hardener.test", untrusted)
     assert ours == theirs
+
+
+def auth_battery(address: str, port: int, source: str, authenticate: bool) -> list[tuple[str, int]]:
+    """The relay battery over STARTTLS, after AUTH PLAIN as alice when `authenticate`."""
+    from tests.mta.auth_helpers import PASSWORD, TlsClient, plain
+
+    results = []
+    for form in FORMS:
+        sender, rcpt = form.render("relaytest", FOREIGN, "mx.hardener.test", f"[{address}]")
+        with TlsClient(address, port, source=source) as c:
+            c.ehlo_tls()
+            if authenticate:
+                assert c.cmd(f"AUTH PLAIN {plain('alice', PASSWORD)}")[0] == 235
+            assert c.cmd(f"MAIL FROM:<{sender}>")[0] == 250, form.name
+            code, _ = c.cmd(f"RCPT TO:<{rcpt}>")
+            results.append((form.name, code // 100))
+            c.cmd("QUIT")
+    return results
+
+
+@pytest.mark.parametrize("client_restrictions", ["", "permit_sasl_authenticated, reject"])
+def test_permit_sasl_authenticated_matches_postfix(client_restrictions, postfix_factory,
+                                                   mta_factory, cert_factory, loopback):
+    """permit_sasl_authenticated in the relay (and client) restrictions: an authenticated client
+    relays every form, an unauthenticated one none, exactly as a real Postfix with Cyrus SASL."""
+    from tests.mta.auth_helpers import cyrus_postfix, start_sasl_mta
+
+    cert = cert_factory.valid("mx.hardener.test")
+    settings = dict(COMMON, smtpd_client_restrictions=client_restrictions,
+                    smtpd_relay_restrictions="permit_mynetworks, permit_sasl_authenticated, "
+                                             "reject_unauth_destination")
+    postfix = cyrus_postfix(postfix_factory, cert, "mx.hardener.test", settings)
+    mta = start_sasl_mta(mta_factory, cert, settings)
+    untrusted = loopback.address()
+    for authenticate in (True, False):
+        theirs = auth_battery(postfix.address, postfix.port, untrusted, authenticate)
+        ours = auth_battery(mta.address, mta.port, untrusted, authenticate)
+        assert ours == theirs
+        assert all((c == 2) == authenticate for _, c in ours), ours

@@ -9,7 +9,7 @@ import pytest
 
 from hardener.errors import ConfigError
 from hardener.postfix import load_master_cf, parse_main_cf, parse_master_cf
-from tests.postfix.postconf_tools import normalized, postconf
+from tests.postfix.postconf_tools import normalized, postconf, postconf_all_expanded
 
 CORPUS = sorted((Path(__file__).parent / "corpus_master").glob("*.cf"))
 
@@ -129,3 +129,39 @@ def test_listen_addresses() -> None:
     bad = parse_main_cf("inet_interfaces = 192.0.2.254\ninet_protocols = ipv4\n")
     with pytest.raises(ConfigError, match="no local interface found"):
         master.find("smtp").listen_addresses(bad)
+
+
+SUBMISSION_MAIN = """\
+myhostname = mx.example.com
+mua_client_restrictions = permit_sasl_authenticated, reject
+smtpd_banner = $myhostname ESMTP
+"""
+SUBMISSION_MASTER = """\
+smtp       inet n - y - - smtpd
+submission inet n - y - - smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_client_restrictions=$mua_client_restrictions
+  -o { smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination }
+  -o myhostname=submit.example.com
+"""
+
+
+def test_service_overrides_match_postconf_o(tmp_path: Path) -> None:
+    """A service's -o overrides, as the service sees main.cf (the value replaces main.cf's, and
+    `$name` in main.cf and in the overrides expands against the overridden set): the same values
+    as the real `postconf -o NAME=VALUE ... -x`, which applies overrides the way master's -o does."""
+    (tmp_path / "main.cf").write_text(SUBMISSION_MAIN)
+    (tmp_path / "master.cf").write_text(SUBMISSION_MASTER)
+    main = parse_main_cf(SUBMISSION_MAIN)
+    submission = load_master_cf(tmp_path, main).find("submission")
+    view = main.with_overrides(submission.options)
+    args = [a for k, v in submission.options.items() for a in ("-o", f"{k}={v}")]
+    names = ["smtpd_tls_security_level", "smtpd_client_restrictions", "smtpd_relay_restrictions",
+             "myhostname", "smtpd_banner", "syslog_name", "mydestination"]
+    theirs = postconf_all_expanded(tmp_path, *args)
+    assert {n: normalized(view.get(n)) for n in names} == {n: theirs[n] for n in names}
+    assert view.get("smtpd_banner") == "submit.example.com ESMTP"
+    # the other service, and main.cf itself, are untouched
+    assert main.get("smtpd_banner") == "mx.example.com ESMTP"
+    assert load_master_cf(tmp_path, main).find("smtp").options == {}

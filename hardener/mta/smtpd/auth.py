@@ -1,7 +1,7 @@
 """SMTP AUTH (RFC 4954) with the SASL mechanisms PLAIN (RFC 4616) and LOGIN, as Postfix's smtpd.
 
 The mechanisms are small state machines (`Plain`, `Login`) fed decoded client responses; they never
-see the network. `SaslCommands.cmd_auth` (mixed into the session) runs the exchange: Postfix's
+see the network. `SaslCommands.sasl_auth` (mixed into the session) runs the exchange: Postfix's
 checks in Postfix's order, every client response read with a bound (smtpd_sasl_response_limit,
 reply "500 5.5.6 SASL response limit exceeded"), base64 decoded strictly (the canonical encoding
 only: anything else is "bad protocol"), `*` cancels with "501 5.7.0 Authentication aborted".
@@ -257,7 +257,8 @@ class SaslCommands:
             lines.append("AUTH=" + " ".join(mechanisms))
         return lines
 
-    async def cmd_auth(self, arg: str) -> bool:
+    async def sasl_auth(self, arg: str) -> bool:
+        """The AUTH command (smtpd_sasl_auth_cmd), after the session's mandatory-TLS check."""
         if self.s.helo_required and self.helo is None:
             await self.reply("503 5.5.1 Error: send HELO/EHLO first")
             return False

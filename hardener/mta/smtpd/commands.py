@@ -223,6 +223,11 @@ class SmtpdCommands(SaslCommands):
             text += f", sasl_sender={self.sasl_sender}"
         return text
 
+    async def cmd_auth(self, arg: str) -> bool:
+        if await self._need_tls():
+            return False
+        return await self.sasl_auth(arg)
+
     async def cmd_data(self, arg: str) -> bool:
         if await self._need_tls() or await self._need_helo():
             return False
