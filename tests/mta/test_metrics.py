@@ -13,6 +13,7 @@ import os
 import pwd
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -354,3 +355,150 @@ def test_http_request_head_is_bounded(endpoint: tuple[str, int]) -> None:
     assert raw(endpoint, big) == b""
     small = b"GET /metrics HTTP/1.1\r\nX: " + b"a" * (me.MAX_REQUEST // 2) + b"\r\n\r\n"
     assert raw(endpoint, small).startswith(b"HTTP/1.1 200 ")
+
+
+# ---- the daemon, end to end --------------------------------------------------------------
+
+def _scrape(address: str, port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """GET /metrics over loopback: (sample name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://{address}:{port}/metrics", timeout=15) as resp:
+        text = resp.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def _send(client, sender: str, rcpts: list[str]) -> int:
+    assert client.cmd(f"MAIL FROM:<{sender}>")[0] == 250
+    for rcpt in rcpts:
+        assert client.cmd(f"RCPT TO:<{rcpt}>")[0] == 250
+    assert client.cmd("DATA")[0] == 354
+    return client.cmd(b"Subject: metrics\r\n\r\nhello\r\n.")[0]
+
+
+def _status(pid: int) -> dict[str, str]:
+    return dict(line.split(":\t", 1) for line in
+                Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line)
+
+
+def _listening_ports(pid: int) -> set[int]:
+    """TCP ports of the listening sockets process `pid` holds (read from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:   # state LISTEN
+                ports.add(int(f[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_scrape_after_real_sessions_matches_the_log(mta_factory, smtp_sink_factory, loopback):
+    from tests.fixtures.mta import SmtpClient
+    from tests.fixtures.net import free_port
+
+    sink = smtp_sink_factory()
+    down = loopback.host()
+    mta = mta_factory(start=False)
+    metrics_port = free_port(mta.address)
+    table = mta.config_dir / "transport"
+    table.write_text(f"sink.example smtp:[{sink.address}]:{sink.port}\n"
+                     f"down.example smtp:[{down}]:{free_port(down)}\n")
+    mta.write_config({"relay_domains": "sink.example down.example",
+                      "transport_maps": f"texthash:{table}", "smtp_tls_security_level": "none",
+                      "hardener_metrics_listen": f"{mta.address}:{metrics_port}"}, None, None)
+    mta.start()
+    outsider = loopback.address()
+    with SmtpClient(mta.address, mta.port, source=outsider) as c:      # relay refused
+        c.greeting()
+        c.cmd("EHLO client.example")
+        c.cmd("MAIL FROM:<a@client.example>")
+        assert c.cmd("RCPT TO:<u@foreign.example>")[0] == 554
+        c.cmd("QUIT")
+    with SmtpClient(mta.address, mta.port, source=outsider) as c:      # to smtp-sink
+        c.greeting()
+        c.cmd("EHLO client.example")
+        assert _send(c, "a@client.example", ["r1@sink.example", "r2@sink.example"]) == 250
+        c.cmd("QUIT")
+    with SmtpClient(mta.address, mta.port, source="127.0.0.1") as c:   # next hop down
+        c.greeting()
+        c.cmd("EHLO client.example")
+        assert _send(c, "a@client.example", ["x@down.example"]) == 250
+        c.cmd("QUIT")
+    assert sink.wait_for_messages(1, timeout=30) == 1
+    mta.wait_for_log("status=deferred")
+    assert _wait(lambda: len(list((mta.queue_dir / "deferred").iterdir())) == 1)
+    log = mta.log_text()
+
+    got = _scrape(mta.address, metrics_port)
+    service = f"{mta.address}:{mta.port}"
+    assert got[("hardener_smtpd_connections_total", (("service", service),))] \
+        == log.count(": connect from ") == 4      # the fixture's start probe, then 3 sessions
+    assert got[("hardener_smtpd_rejects_total", (("reason", "relay_denied"),))] \
+        == log.count("Relay access denied") == 1
+    assert got[("hardener_smtpd_messages_accepted_total", (("service", service),))] == 2
+    assert got[("hardener_delivery_recipients_total", (("status", "sent"), ("transport", "smtp")))] \
+        == log.count("status=sent") == 2
+    assert got[("hardener_delivery_recipients_total",
+                (("status", "deferred"), ("transport", "smtp")))] \
+        == log.count("status=deferred") == 1
+    assert got[("hardener_queue_messages", (("queue", "deferred"),))] == 1
+    for queue in ("incoming", "active", "hold", "maildrop"):
+        assert got[("hardener_queue_messages", (("queue", queue),))] == 0
+    assert 0 < got[("hardener_queue_oldest_message_age_seconds", (("queue", "deferred"),))] < 600
+
+    # the endpoint child: the mail owner, no capabilities, NoNewPrivs, the queue as its root;
+    # it holds no SMTP listener, and no other process holds its socket
+    [child] = [p for p in mta.pids() if metrics_port in _listening_ports(p)]
+    assert os.readlink(f"/proc/{child}/root") == str(mta.queue_dir.resolve())
+    status = _status(child)
+    uid = pwd.getpwnam("hardener").pw_uid
+    assert status["Uid"].split() == [str(uid)] * 4
+    assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0
+    assert status["NoNewPrivs"].strip() == "1"
+    assert _listening_ports(child) == {metrics_port}
+
+    # counts survive a restart: the old processes' files are merged, the new ones add to them
+    mta.stop()
+    mta.start()
+    again = _scrape(mta.address, metrics_port)
+    assert again[("hardener_smtpd_connections_total", (("service", service),))] == 5
+    assert again[("hardener_smtpd_rejects_total", (("reason", "relay_denied"),))] == 1
+
+
+@pytest.mark.parametrize("value, message", [
+    ("localhost:9154", "hardener_metrics_listen: 'localhost' is not an IP address"),
+    ("127.0.0.1:99999", "hardener_metrics_listen: port must be a number from 1 to 65535, "
+                        "not '99999'"),
+])
+def test_bad_metrics_listen_refuses_to_start_in_one_line(mta_factory, value: str,
+                                                         message: str) -> None:
+    import subprocess
+    import sys
+
+    mta = mta_factory({"hardener_metrics_listen": value}, start=False)
+    proc = subprocess.run([sys.executable, "-m", "hardener", "mta", "serve", "--config",
+                           str(mta.config_dir)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    main_cf = mta.config_dir / "main.cf"
+    line_no = main_cf.read_text().splitlines().index(f"hardener_metrics_listen = {value}") + 1
+    assert proc.stderr.strip().splitlines() == [
+        f"hardener: error: {main_cf}:{line_no}: {message}"]
+    assert not (mta.queue_dir / "metrics").exists()

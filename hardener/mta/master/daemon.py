@@ -7,7 +7,11 @@ helper, then start and watch the children, each of which drops its own privilege
 
 - one smtpd process per master.cf smtpd service (hardener/mta/smtpd/process.py): chrooted into the
   queue directory when the chroot column says y, mail owner, NoNewPrivs; it serves that service's
-  listening sockets and writes queue files through cleanup;
+  listening sockets and hands each message to cleanup over its channel, writing no file;
+- cleanup (hardener/mta/cleanup/process.py): the writer of the queue files smtpd hands in, one
+  SOCK_SEQPACKET channel per smtpd service (the master keeps both ends, so either side restarts
+  alone); chrooted as master.cf's cleanup line says (no line: as smtpd), mail owner, NoNewPrivs;
+  it wakes qmgr after each commit;
 - qmgr (hardener/mta/qmgr/process.py): mail owner, NoNewPrivs, no listening socket.
 
 The master stays root and parses no network input: it holds the listening sockets (never an
@@ -34,12 +38,14 @@ import sys
 from pathlib import Path
 
 from hardener.errors import ConfigError
-from hardener.mta import maillog
-from hardener.mta.master import check, maillog_reopen, master_lock, pickup_process
+from hardener.mta import maillog, metrics
+from hardener.mta.master import (check, config_channel, maillog_reopen, master_lock,
+                                 pickup_process)
 from hardener.mta.cleanup.service import Cleanup, CleanupSettings
 from hardener.mta.master.privileges import (bind_listeners, drop_privileges, owner_ids,
                                             set_parent_death_signal, set_process_name)
 from hardener.mta.master.supervisor import ChildService
+from hardener.mta.master.metrics_endpoint import children as metrics_children
 from hardener.mta.queue.layout import QueueLayout, QueueLayoutError
 from hardener.mta.safe_open import open_dir, open_regular, replace_file
 from hardener.mta.config.settings import MtaSettings, load_settings
@@ -228,6 +234,7 @@ def serve(config_dir: str | os.PathLike[str]) -> int:
     from hardener.mta.smtpd.process import channel_name, snapshot_passwd
 
     settings = load_settings(config_dir)
+    metrics.load_config(settings.main)   # a bad hardener_metrics_listen: one line, exit 2
     _configure_log(settings)
     for warning in settings.warnings:
         log.warning(warning)
@@ -247,7 +254,7 @@ def serve(config_dir: str | os.PathLike[str]) -> int:
                 and settings.maillog_file != maillog.STDOUT_PATH:
             maillog_reopen.make_channels(
                 settings.maillog_file,
-                tuple(channel_name(name) for name in services) + ("qmgr", "pickup"))
+                tuple(channel_name(name) for name in services) + ("qmgr", "pickup", "cleanup"))
         helper = pickup_process.start(settings, layout, owner, sockets)   # mail owner
         _preload_modules()
         set_process_name("master")
@@ -268,6 +275,15 @@ def serve(config_dir: str | os.PathLike[str]) -> int:
         maillog_reopen.close()
         remove_pid_file(pid_path, os.getpid())
     return 0
+
+
+def cleanup_chroot(settings: MtaSettings) -> bool:
+    """master.cf's chroot column of the cleanup service; without a cleanup line, jailed when an
+    smtpd service is (cleanup reads what smtpd sends)."""
+    lines = settings.master.find_all(command="cleanup")
+    if lines:
+        return bool(lines[0].chroot)
+    return any(listener.chroot for listener in settings.listeners)
 
 
 def _group_by_service(sockets: list) -> dict[str, list]:
@@ -312,28 +328,53 @@ class _Master:
 
     def __init__(self, settings: MtaSettings, layout: QueueLayout, ctx, services: dict[str, list],
                  sockets: list, config_dir: Path) -> None:
+        from hardener.mta.cleanup import channel
+        from hardener.mta.cleanup.process import CleanupJob, run as run_cleanup
         from hardener.mta.smtpd.process import SmtpdJob, run as run_smtpd
 
         self.settings, self.layout, self.ctx, self.config_dir = settings, layout, ctx, config_dir
-        self.wake_r, self.wake_w = os.pipe()     # qmgr wake-up: smtpd writes, qmgr reads
+        self.wake_r, self.wake_w = os.pipe()     # qmgr wake-up: cleanup writes, qmgr reads
         os.set_inheritable(self.wake_r, False)
         self.listen_fds = [sock.fileno() for _, sock in sockets]
         self.config_socks: dict[str, tuple[socket.socket, socket.socket]] = {
             name: socket.socketpair() for name in services}
-        master_only = [mine.fileno() for mine, _ in self.config_socks.values()]
+        self.cleanup_config = socket.socketpair()
+        # (smtpd's end, cleanup's end) per service; the master holds both for restarts
+        self.channels = {name: channel.make_pair() for name in services}
+        master_only = [mine.fileno() for mine, _ in self.config_socks.values()] \
+            + [self.cleanup_config[0].fileno()]
+        smtpd_ends = {name: pair[0].fileno() for name, pair in self.channels.items()}
+        cleanup_ends = [pair[1].fileno() for pair in self.channels.values()]
         self.smtpd: list[ChildService] = []
         self.smtpd_jobs: dict[str, SmtpdJob] = {}   # what each smtpd process is started with
         for name, group in services.items():
             own = {sock.fileno() for _, sock in group}
             theirs = self.config_socks[name][1]
             job = SmtpdJob(
-                service=name, sockets=group, ctx=ctx, config_sock=theirs, wake_fd=self.wake_w,
+                service=name, sockets=group, ctx=ctx, config_sock=theirs,
+                cleanup_sock=self.channels[name][0],
                 close_fds=[fd for fd in self.listen_fds if fd not in own] + master_only
-                + [self.wake_r] + [s.fileno() for _, s in self.config_socks.values()
-                                   if s is not theirs])
+                + [self.wake_r, self.wake_w, self.cleanup_config[1].fileno()] + cleanup_ends
+                + [fd for other, fd in smtpd_ends.items() if other != name]
+                + [s.fileno() for _, s in self.config_socks.values() if s is not theirs])
             self.smtpd_jobs[name] = job
             self.smtpd.append(ChildService(f"smtpd {name}", lambda job=job: run_smtpd(job)))
+        self.cleanup_job = CleanupJob(
+            settings=CleanupSettings.from_settings(settings), mail_owner=settings.mail_owner,
+            queue_directory=str(settings.queue_directory), chroot=cleanup_chroot(settings),
+            channels={name: pair[1] for name, pair in self.channels.items()},
+            config_sock=self.cleanup_config[1], wake_fd=self.wake_w,
+            close_fds=self.listen_fds + master_only + [self.wake_r] + list(smtpd_ends.values())
+            + [s.fileno() for _, s in self.config_socks.values()])
+        self.cleanup = ChildService("cleanup", lambda: run_cleanup(self.cleanup_job))
         self.qmgr = None
+
+    def channel_fds(self) -> list[int]:
+        """Every descriptor the master keeps for smtpd, cleanup and qmgr (a child that is none
+        of them closes them all)."""
+        return [s.fileno() for pair in (*self.config_socks.values(), *self.channels.values(),
+                                         self.cleanup_config) for s in pair] \
+            + [self.wake_r, self.wake_w]
         self.helper_pid = 0
 
     def qmgr_child_setup(self) -> None:
@@ -343,7 +384,8 @@ class _Master:
         set_process_name("qmgr")
         for fd in self.listen_fds + [self.wake_w]:
             os.close(fd)
-        for mine, theirs in self.config_socks.values():
+        for mine, theirs in (*self.config_socks.values(), *self.channels.values(),
+                             self.cleanup_config):
             mine.close()
             theirs.close()
         maillog_reopen.keep_only("qmgr")
@@ -403,6 +445,9 @@ class _Master:
         for child in self.smtpd:
             child.signal(signal.SIGHUP)
             send_config(self.config_socks[child.name.split(" ", 1)[1]][0], payload)
+        self.cleanup.signal(signal.SIGHUP)
+        config_channel.send(self.cleanup_config[0], None if payload is None
+                            else CleanupSettings.from_settings(settings))
         for pid in (self.qmgr.pid if self.qmgr is not None else 0, self.helper_pid):
             if pid:
                 try:
@@ -414,7 +459,8 @@ class _Master:
 
     def close(self) -> None:
         """Close the descriptors kept for the children."""
-        for mine, theirs in self.config_socks.values():
+        for mine, theirs in (*self.config_socks.values(), *self.channels.values(),
+                             self.cleanup_config):
             mine.close()
             theirs.close()
         os.close(self.wake_r)
@@ -433,14 +479,19 @@ async def _run(settings: MtaSettings, layout: QueueLayout, ctx, services: dict[s
     maillog_reopen.serve(loop)
     tasks: list[asyncio.Task] = []
     try:
+        endpoint = metrics_children(settings, master.listen_fds + master.channel_fds())
+        for child in endpoint:
+            child.start()
+            tasks.append(loop.create_task(child.run(), name=child.name))
         qmgr = master.start_qmgr()
         if qmgr is not None:
             tasks.append(loop.create_task(qmgr.run(), name="qmgr"))
-        for child in master.smtpd:
+        for child in (master.cleanup, *master.smtpd):
             child.start()
             tasks.append(loop.create_task(child.run(), name=child.name))
         await stop.wait()
-        await asyncio.gather(*(child.stop(STOP_GRACE) for child in master.smtpd))
+        await asyncio.gather(*(child.stop(STOP_GRACE) for child in master.smtpd + endpoint))
+        await master.cleanup.stop(STOP_GRACE)   # after smtpd: its last commits are answered
         if qmgr is not None:
             await qmgr.stop()
     finally:

@@ -1,9 +1,11 @@
 """The Prometheus endpoint: a small child process that adds up the counter files and sizes the queues.
 
-Started by the master only when main.cf sets `hardener_metrics_listen` (hardener.mta.metrics). The
-master binds the socket and opens `queue_directory/metrics/` and the queue root as root, then forks
-this child, which closes every SMTP listener, drops to the mail owner, chroots into the queue
-directory and serves `GET /metrics` (prometheus_client's text format, version 0.0.4).
+Started by the master only when main.cf sets `hardener_metrics_listen` (hardener.mta.metrics), as
+one of the children it starts, watches and restarts (`children`). The master opens
+`queue_directory/metrics/` and the queue root as root before its other children start; the child
+closes the SMTP listeners it inherited, binds its own socket while still root, drops to the mail
+owner, chroots into the queue directory and serves `GET /metrics` (prometheus_client's text
+format, version 0.0.4).
 
 On each scrape (MetricsCollector.collect):
 * counters: every `w.*` file in metrics/ is read (hardener.mta.metrics.read_counter_file). A file
@@ -20,8 +22,8 @@ On each scrape (MetricsCollector.collect):
 SECURITY: reads HTTP requests from whoever can reach the address (loopback unless main.cf names
 another): request head at most MAX_REQUEST bytes within REQUEST_TIMEOUT, MAX_CLIENTS at once, only
 GET/HEAD /metrics. Runs as the mail owner, chrooted into the queue directory when started as root,
-PR_SET_NO_NEW_PRIVS, no capabilities; holds only its own listening socket, the metrics directory
-and the queue root. Reads counter files the other mail-owner processes wrote, with bounds.
+PR_SET_NO_NEW_PRIVS, no capabilities; of the listening sockets it holds only its own. Reads
+counter files the other mail-owner processes wrote, with bounds.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from hardener.errors import ConfigError
 from hardener.mta import maillog, metrics
 from hardener.mta.config.settings import MtaSettings
 from hardener.mta.master.privileges import acting_as, drop_privileges, owner_ids
+from hardener.mta.master.supervisor import ChildService
 from hardener.mta.queue.layout import valid_queue_id
 from hardener.mta.safe_open import UnsafeFileError, open_dir, open_regular
 
@@ -63,7 +66,6 @@ MAX_QUEUE_SCAN = 1_000_000     # names counted per queue per scrape
 MAX_REQUEST = 8192             # bytes of request head
 REQUEST_TIMEOUT = 10.0         # seconds for the request head, and again for the reply
 MAX_CLIENTS = 4                # scrapes served at once; more are closed at once
-STOP_GRACE = 2.0
 _ID_TIME_MASK = (1 << 48) - 1  # a queue id holds the low 48 bits of microseconds since the epoch
 _FUTURE_SLACK_US = 86_400 * 1_000_000
 
@@ -434,42 +436,34 @@ class _Prctl:
 
 
 class Endpoint:
-    """What the master holds for the endpoint child: the listening socket, the metrics directory
-    and the queue root, opened as root before any child starts and kept for its restarts.
+    """What the master prepares for the endpoint child, as root, before its other children start:
+    the metrics directory (counting is on in every process forked after this) and the queue root.
 
-    Building it turns counting on in the master (metrics.enable), so every child forked after it
-    counts into metrics/. The master closes `fileno()` in every other child it starts.
+    The child binds its own socket, as root, before it drops privileges: the master does not keep
+    it, so no other child (smtpd, qmgr, pickup, all forked and restarted by the master) ever holds
+    it. The master binds it once here and closes it, so a bad address or a port in use is one
+    ConfigError line at start.
     """
 
     def __init__(self, config: metrics.MetricsConfig, settings: MtaSettings) -> None:
         self.config, self.settings = config, settings
-        self.sock = bind(config)
-        try:
-            self.dir_fd = prepare_directory(settings.queue_directory, settings.mail_owner)
-            self.queue_fd = open_dir(settings.queue_directory)
-        except BaseException:
-            self.sock.close()
-            raise
+        bind(config).close()
+        self.dir_fd = prepare_directory(settings.queue_directory, settings.mail_owner)
+        self.queue_fd = open_dir(settings.queue_directory)
         metrics.enable(self.dir_fd)
         if not config.loopback:
             log.warning(f"{metrics.PARAMETER}: {config.shown} is not a loopback address: "
                         "whoever reaches it reads the queue sizes and counters")
 
-    def fileno(self) -> int:
-        """The listening socket's fd (no other child may hold it)."""
-        return self.sock.fileno()
-
-    def child_main(self, close: Iterable[socket.socket | int] = ()) -> int:
-        """The endpoint child, after the fork: close `close` (the SMTP listeners and whatever
-        else the master holds), drop to the mail owner chrooted into the queue directory (when
-        root), serve until SIGTERM. Returns the exit code."""
-        for other in close:
-            if isinstance(other, int):
-                os.close(other)
-            else:
-                other.close()
+    def child_main(self, close: Iterable[int] = ()) -> int:
+        """The endpoint child, after the fork: close `close` (the master's SMTP listeners), bind,
+        drop to the mail owner chrooted into the queue directory (when root), serve until
+        SIGTERM. Returns the exit code."""
+        for fd in close:
+            os.close(fd)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        sock = bind(self.config)
         prctl = _Prctl()
         drop_privileges(self.settings.mail_owner, chroot=str(self.settings.queue_directory),
                         pre_jail=prctl.no_new_privs)
@@ -477,54 +471,17 @@ class Endpoint:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(MetricsCollector(open_readable(self.dir_fd), self.queue_fd))
         log.info(f"metrics endpoint on {self.config.shown}")
-        asyncio.run(serve(self.sock, registry))
+        asyncio.run(serve(sock, registry))
         return 0
 
-    def close(self) -> None:
-        """In the master, when the daemon stops."""
-        self.sock.close()
-        os.close(self.queue_fd)
 
-
-class EndpointProcess:
-    """The endpoint child of a master that forks it itself (`start_process`)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-
-    def stop(self) -> None:
-        """SIGTERM, wait up to STOP_GRACE seconds, then SIGKILL; always reaps the child."""
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + STOP_GRACE
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(self.pid, os.WNOHANG)[0]:
-                    return
-            except ChildProcessError:
-                return
-            time.sleep(0.02)
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-
-
-def start_process(endpoint: Endpoint,
-                  close: Iterable[socket.socket | int] = ()) -> EndpointProcess:
-    """Fork the endpoint child (for a master without a supervisor loop; a supervised master runs
-    `endpoint.child_main` in its own child)."""
-    pid = os.fork()
-    if pid:
-        return EndpointProcess(pid)
-    code = 1
-    try:
-        code = endpoint.child_main(close)
-    except BaseException as exc:  # noqa: BLE001 - a crash of the child never runs the parent's code
-        log.fatal(f"metrics endpoint: {exc!r}")
-    finally:
-        maillog.flush()
-        os._exit(code)
+def children(settings: MtaSettings, close: Iterable[int]) -> list[ChildService]:
+    """The master's endpoint child (none when hardener_metrics_listen is empty), for it to start,
+    watch and stop with the others; `close` are the fds the child must not keep (SMTP
+    listeners). Call before forking the children that count."""
+    config = metrics.load_config(settings.main)
+    if config is None:
+        return []
+    endpoint = Endpoint(config, settings)
+    fds = list(close)
+    return [ChildService("metrics endpoint", lambda: endpoint.child_main(fds))]
