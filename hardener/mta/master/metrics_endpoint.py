@@ -427,12 +427,9 @@ class _Prctl:
 
         self._libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
-    def no_new_privs(self) -> None:
-        if self._libc.prctl(38, 1, 0, 0, 0) != 0:   # PR_SET_NO_NEW_PRIVS
-            raise OSError("prctl(PR_SET_NO_NEW_PRIVS) failed")
-
     def parent_death_signal(self) -> None:
-        self._libc.prctl(1, signal.SIGTERM, 0, 0, 0)   # PR_SET_PDEATHSIG; setuid clears it
+        """SIGTERM when the master dies; set after the drop, which clears it."""
+        self._libc.prctl(1, signal.SIGTERM, 0, 0, 0)   # PR_SET_PDEATHSIG
 
 
 class Endpoint:
@@ -465,8 +462,8 @@ class Endpoint:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         sock = bind(self.config)
         prctl = _Prctl()
-        drop_privileges(self.settings.mail_owner, chroot=str(self.settings.queue_directory),
-                        pre_jail=prctl.no_new_privs)
+        # setgroups, setgid, setuid, checked, then PR_SET_NO_NEW_PRIVS (privileges.py)
+        drop_privileges(self.settings.mail_owner, chroot=str(self.settings.queue_directory))
         prctl.parent_death_signal()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(MetricsCollector(open_readable(self.dir_fd), self.queue_fd))
