@@ -99,7 +99,10 @@ def check_installation(settings: MtaSettings, *, create: bool = True) -> list[Pr
     layout = QueueLayout(settings.queue_directory)
     if create:
         try:
-            layout.ensure(*owner) if as_root and owner[0] != 0 else layout.ensure()
+            if as_root and owner[0] != 0:
+                layout.ensure(*owner)
+            else:
+                layout.ensure()
         except QueueLayoutError as exc:
             file, line = settings.where("queue_directory")
             problems.append(Problem(_at(file, line), f"queue_directory: {exc}"))
