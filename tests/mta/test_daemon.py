@@ -48,7 +48,7 @@ def child_named(master: int, comm: str) -> int:
     ({"inet_interfaces": "127.0.250.250"}, "inet_interfaces"),
     ({"mail_owner": "no-such-user-here"}, "mail_owner"),
     ({"queue_directory": "/etc/passwd/queue"}, "queue_directory"),
-    ({"smtpd_sasl_auth_enable": "yes"}, "smtpd_sasl_auth_enable"),
+    ({"smtpd_sasl_authenticated_header": "yes"}, "smtpd_sasl_authenticated_header"),
     ({"message_size_limit": "lots"}, "message_size_limit"),
     ({"smtpd_forbid_bare_newline": "sometimes"}, "smtpd_forbid_bare_newline"),
     ({"smtpd_banner": "$myhostname ESMTP $mail_name ($mail_version)"}, "smtpd_banner"),
