@@ -89,7 +89,8 @@ def _qmgr_child(mta) -> int:
     for pid in mta.pids()[1:]:
         status = open(f"/proc/{pid}/status").read()
         uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()
-        if int(uids[1]) == uid and pid != main:
+        comm = open(f"/proc/{pid}/comm").read().strip()   # pickup and cleanup: mail owner too
+        if int(uids[1]) == uid and pid != main and comm == "qmgr":
             return pid
     raise AssertionError("no qmgr child process")
 

@@ -1,18 +1,24 @@
 """Privilege separation, checked from outside through /proc: one root master that holds no client
-socket, smtpd jailed in the queue directory as the mail owner with no capabilities and NoNewPrivs,
-a qmgr that holds no listening socket (issue 8, item 1; hardener/mta/master/privileges.py)."""
+socket, smtpd and cleanup jailed in the queue directory as the mail owner with no capabilities and
+NoNewPrivs, smtpd holding no queue file (cleanup writes them), a qmgr that holds no listening
+socket (issue 8, item 1; hardener/mta/master/privileges.py)."""
 
 from __future__ import annotations
 
 import os
 import pwd
+import time
 from pathlib import Path
 
-from tests.fixtures.mta import MAIL_OWNER, SmtpClient
+from tests.fixtures.mta import DEFAULT_MASTER_CF, MAIL_OWNER, SmtpClient
 
 # pickup runs as the mail owner too (hardener/mta/master/pickup_process.py): only the master is root
 ROOT_UNTIL_PICKUP_IS_SPLIT: set[str] = set()
 _TCP_ESTABLISHED, _TCP_LISTEN = "01", "0A"
+# as the rendered profiles (templates/postfix/master.cf.j2): smtpd and cleanup chrooted
+JAILED_MASTER_CF = DEFAULT_MASTER_CF.replace("cleanup   unix  n  -  n  -  0  cleanup",
+                                             "cleanup   unix  n  -  y  -  0  cleanup")
+assert JAILED_MASTER_CF != DEFAULT_MASTER_CF
 
 
 def _status(pid: int) -> dict[str, str]:
@@ -68,14 +74,15 @@ def _with_open_session(mta):
 
 
 def test_one_root_master_without_client_sockets_and_a_jailed_unprivileged_smtpd(mta_factory):
-    mta = mta_factory()   # the fixture's master.cf says chroot y for smtpd, as the profiles do
+    mta = mta_factory(master_cf_text=JAILED_MASTER_CF)
     owner = pwd.getpwnam(MAIL_OWNER)
     with _with_open_session(mta):
         roles = _processes(mta)
         states = _tcp_states()
         master = mta.proc.pid
         assert roles[master] == "master"
-        assert sorted(r for r in roles.values() if r != "pickup") == ["master", "qmgr", "smtpd"]
+        assert sorted(r for r in roles.values() if r != "pickup") == [
+            "cleanup", "master", "qmgr", "smtpd"]
 
         root = [pid for pid in roles if _status(pid)["Uid"].split()[:3] != ["0"] * 3
                 and "0" in _status(pid)["Uid"].split()[:3]]
@@ -99,10 +106,66 @@ def test_one_root_master_without_client_sockets_and_a_jailed_unprivileged_smtpd(
                 assert os.readlink(f"/proc/{pid}/root") == str(mta.queue_dir)
                 # the open session is served here
                 assert any(states.get(i) == _TCP_ESTABLISHED for i in _socket_inodes(pid))
+            if role == "cleanup":   # reads what smtpd sends
+                assert status["Uid"].split() == [str(owner.pw_uid)] * 4
+                assert status["Groups"] == ""
+                assert status["CapEff"] == status["CapPrm"] == "0" * 16
+                assert status["NoNewPrivs"] == "1"
+                assert os.readlink(f"/proc/{pid}/root") == str(mta.queue_dir)
+                assert not any(states.get(i) in (_TCP_LISTEN, _TCP_ESTABLISHED)
+                               for i in _socket_inodes(pid))
             if role == "qmgr":
                 assert status["Uid"].split() == [str(owner.pw_uid)] * 4
                 assert status["CapEff"] == "0" * 16 and status["NoNewPrivs"] == "1"
                 assert not any(states.get(i) == _TCP_LISTEN for i in _socket_inodes(pid))
+
+
+def _queue_files_open(pid: int, queue_dir: Path) -> list[str]:
+    """Files under the queue directory `pid` holds open (paths as the jailed process sees them
+    are relative to its root, which /proc/PID/fd resolves: both spellings are checked)."""
+    found = []
+    root = os.readlink(f"/proc/{pid}/root")
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if not target.startswith("/"):
+            continue
+        for full in {target, root.rstrip("/") + target}:
+            if any(full.startswith(f"{queue_dir}/{sub}/")
+                   for sub in ("incoming", "tmp", "active", "deferred")):
+                found.append(target)
+                break
+    return found
+
+
+def test_smtpd_holds_no_queue_file_while_cleanup_writes_the_message(mta_factory):
+    """A message larger than cleanup's in-memory part is on its way: cleanup holds tmp/QID open,
+    smtpd holds no descriptor under the queue (it has no code path that opens one: the message
+    goes down its cleanup channel)."""
+    mta = mta_factory(master_cf_text=JAILED_MASTER_CF)
+    with SmtpClient(mta.address, mta.port) as c:
+        c.greeting()
+        c.cmd("EHLO client.example")
+        assert c.cmd("MAIL FROM:<a@example.org>")[0] == 250
+        assert c.cmd("RCPT TO:<root@mx.hardener.test>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send_raw(b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 400)   # ~400 KB
+        roles = _processes(mta)
+        (smtpd,) = [pid for pid, role in roles.items() if role == "smtpd"]
+        (cleanup,) = [pid for pid, role in roles.items() if role == "cleanup"]
+        held: list[str] = []
+        for _ in range(100):   # until cleanup has spilled the message to tmp/ (bounded)
+            held = _queue_files_open(cleanup, mta.queue_dir)
+            if held:
+                break
+            time.sleep(0.05)
+        assert held and held[0].endswith(tuple("0123456789ABCDEF")) and "/tmp/" in held[0]
+        assert _queue_files_open(smtpd, mta.queue_dir) == []
+        code, text = c.cmd(b".")
+        assert code == 250, text
+    assert _queue_files_open(smtpd, mta.queue_dir) == []
 
 
 def test_smtpd_without_chroot_is_still_unprivileged(mta_factory):

@@ -76,12 +76,17 @@ class CleanupSettings:
     myorigin: str
     header_limit: int = HEADER_LIMIT
     record_limit: int = RECORD_LIMIT
+    recipient_limit: int = 1000      # smtpd_recipient_limit: what the cleanup process accepts
+    message_size_limit: int = 0      # 0: no limit
 
     @classmethod
     def from_settings(cls, settings: Any) -> "CleanupSettings":
         """From the MTA's settings (hardener.mta.config.settings.MtaSettings)."""
+        views = [settings, *getattr(settings, "services", {}).values()]   # -o overrides too
+        sizes = [v.message_size_limit for v in views]
         return cls(settings.myhostname, settings.myorigin, settings.header_size_limit,
-                   settings.line_length_limit)
+                   settings.line_length_limit, max(v.recipient_limit for v in views),
+                   0 if 0 in sizes else max(sizes))
 
 
 class Cleanup:
@@ -150,6 +155,10 @@ class CleanupWriter:
 
     async def write(self, chunk: bytes) -> None:
         """Append content (LF line endings, dot-unstuffed); header block is held until complete."""
+        self.write_now(chunk)
+
+    def write_now(self, chunk: bytes) -> None:
+        """write() without the coroutine (the cleanup process calls it from its reader)."""
         if self._closed:
             raise CleanupError("write after commit/abort")
         try:

@@ -445,9 +445,11 @@ class _Master:
         for child in self.smtpd:
             child.signal(signal.SIGHUP)
             send_config(self.config_socks[child.name.split(" ", 1)[1]][0], payload)
+        if payload is not None:   # a restarted cleanup starts from the new settings too
+            self.cleanup_job.settings = CleanupSettings.from_settings(settings)
         self.cleanup.signal(signal.SIGHUP)
-        config_channel.send(self.cleanup_config[0], None if payload is None
-                            else CleanupSettings.from_settings(settings))
+        config_channel.send(self.cleanup_config[0],
+                            None if payload is None else self.cleanup_job.settings)
         for pid in (self.qmgr.pid if self.qmgr is not None else 0, self.helper_pid):
             if pid:
                 try:

@@ -15,28 +15,29 @@ down the `config` socket (length-prefixed pickle: it comes from the root master,
 of that socket, never from the network). The process reopens its log through its maillog_reopen
 channel, then applies the newest settings to new sessions; anvil's counts carry over.
 
+Queue files: smtpd writes none. It streams each message to the cleanup process over its
+service's channel (hardener/mta/cleanup/client.py) and answers 250 only after cleanup's OK, which
+comes after the file and incoming/ were fsynced.
+
 SECURITY: the network-facing process. Holds only its listening sockets, its maillog_reopen channel,
-its config socket and the qmgr wake-up pipe; writes only the queue (tmp/, incoming/) via cleanup.
+its config socket and its cleanup channel; opens no file after the jail closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import pickle
 import pwd
 import signal
 import socket
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from hardener.mta import maillog
-from hardener.mta.cleanup.service import Cleanup, CleanupSettings
+from hardener.mta.cleanup.client import CleanupClient
 from hardener.mta.config.settings import Listener
-from hardener.mta.master import maillog_reopen
+from hardener.mta.master import config_channel, maillog_reopen
 from hardener.mta.master.privileges import drop_privileges, set_parent_death_signal
-from hardener.mta.queue.layout import QueueLayout
 from hardener.mta.smtpd.anvil import Anvil
 from hardener.mta.smtpd.commands import fsspace
 from hardener.mta.smtpd.context import SmtpdContext
@@ -47,9 +48,6 @@ from hardener.mta.smtpd.server import start_services
 log = maillog.get_logger("smtpd")
 
 STOP_GRACE = 5.0
-CONFIG_TIMEOUT = 5.0           # seconds to wait for the master's settings after its SIGHUP
-_LEN = struct.Struct("!Q")
-_MAX_CONFIG = 64 * 1024 * 1024
 
 
 @dataclass
@@ -60,7 +58,7 @@ class SmtpdJob:
     sockets: list[tuple[Listener, socket.socket]]
     ctx: SmtpdContext
     config_sock: socket.socket          # the child's end; the master writes reloads into it
-    wake_fd: int                        # write end of the qmgr wake-up pipe
+    cleanup_sock: socket.socket         # smtpd's end of its channel to the cleanup process
     close_fds: list[int]                # everything else of the master's this child must not hold
 
     @property
@@ -86,12 +84,7 @@ def snapshot_passwd(recipients: LocalRecipients) -> None:
 
 def send_config(sock: socket.socket, payload: object) -> None:
     """Master: send one reload payload (after the SIGHUP); bounded wait."""
-    data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-    sock.settimeout(CONFIG_TIMEOUT)
-    try:
-        sock.sendall(_LEN.pack(len(data)) + data)
-    except OSError as exc:
-        log.warning(f"cannot send the new configuration to smtpd: {exc.strerror or exc}")
+    config_channel.send(sock, payload)
 
 
 # -- child side ----------------------------------------------------------------------------------
@@ -117,11 +110,9 @@ def run(job: SmtpdJob, *, post_jail: Callable[[], None] | None = None) -> int:
     snapshot_passwd(job.ctx.recipients)
     jailed = drop_privileges(settings.mail_owner, chroot=jail,
                              post_jail=post_jail) and jail is not None
-    layout = QueueLayout("/" if jailed else settings.queue_directory)
     if jailed:
         job.ctx.fsspace = lambda _path: fsspace("/")
-    cleanup = Cleanup(layout, CleanupSettings.from_settings(settings),
-                      on_commit=_Waker(job.wake_fd).wake)
+    cleanup = CleanupClient(job.cleanup_sock)
     job.ctx.cleanup = cleanup
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -132,8 +123,9 @@ def run(job: SmtpdJob, *, post_jail: Callable[[], None] | None = None) -> int:
     return 0
 
 
-async def _serve(job: SmtpdJob, cleanup: Cleanup) -> None:
+async def _serve(job: SmtpdJob, cleanup: CleanupClient) -> None:
     loop = asyncio.get_running_loop()
+    cleanup.start(loop)
     ctx = job.ctx
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -156,7 +148,7 @@ async def _serve(job: SmtpdJob, cleanup: Cleanup) -> None:
 def _reload(job: SmtpdJob) -> None:
     """SIGHUP: reopen the log, then take the newest settings the master sent (None: keep)."""
     maillog_reopen.reopen_log(job.log_channel)
-    payload = _read_configs(job.config_sock)
+    payload = config_channel.read_latest(job.config_sock)
     if payload is None:
         return
     settings, recipients, host_names, credentials = payload
@@ -169,57 +161,3 @@ def _reload(job: SmtpdJob) -> None:
     ctx.credentials = credentials
     ctx.auth.configure(settings.auth_rate_limit, settings.rate_time_unit,
                        settings.event_limit_exceptions)
-
-
-def _read_configs(sock: socket.socket) -> object:
-    """The last payload waiting on `sock` (the first one waited for, the rest drained)."""
-    payload = None
-    timeout: float | None = CONFIG_TIMEOUT
-    while True:
-        sock.settimeout(timeout)
-        try:
-            head = _recv_exact(sock, _LEN.size)
-        except (TimeoutError, BlockingIOError):
-            return payload
-        except OSError as exc:
-            log.warning(f"cannot read the new configuration: {exc.strerror or exc}")
-            return payload
-        (length,) = _LEN.unpack(head)
-        if length > _MAX_CONFIG:
-            log.warning("configuration from the master too large; keeping the running one")
-            return payload
-        sock.settimeout(CONFIG_TIMEOUT)
-        payload = pickle.loads(_recv_exact(sock, length))
-        timeout = 0.0
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionResetError("the master closed the configuration socket")
-        buf += chunk
-    return bytes(buf)
-
-
-class _Waker:
-    """cleanup's on_commit: one byte down the qmgr wake-up pipe per event-loop iteration."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.pending = False
-        os.set_blocking(fd, False)
-
-    def wake(self, _qid: str | None = None) -> None:
-        if self.pending:
-            return
-        self.pending = True
-        asyncio.get_running_loop().call_soon(self._send)
-
-    def _send(self) -> None:
-        self.pending = False
-        try:
-            os.write(self.fd, b"w")
-        except OSError:
-            pass   # pipe full: a wake-up is pending anyway
