@@ -1,8 +1,11 @@
 """Memory stays bounded whatever the message size: content streams from the socket to the queue file.
 
 The full run (slow) sends ten 100 MB messages over 10 parallel sessions and checks that the peak RSS
-of the daemon (VmHWM of every one of its processes, summed) stays under 100 MB; the quick run sends
-three 20 MB messages. The figure is printed for docs/benchmarks.md ("## MTA memory").
+of every process of the daemon (VmHWM) stays under 60 MB: a process that held one message in memory
+would pass it. The quick run sends three 20 MB messages. Since privilege separation the daemon is
+several processes forked from one master, and their VmHWM counts the shared copy-on-write pages in
+each of them, so the sum over-states what they use together; the sum and the per-process figures are
+printed for docs/benchmarks.md ("## MTA memory").
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def send_big(address: str, port: int, size: int, results: list, index: int) -> N
         results[index] = exc
 
 
-def run_parallel(mta, count: int, size: int) -> tuple[list, int]:
+def run_parallel(mta, count: int, size: int) -> tuple[list, dict[int, int]]:
     results: list = [None] * count
     threads = [threading.Thread(target=send_big, args=(mta.address, mta.port, size, results, i))
                for i in range(count)]
@@ -54,17 +57,20 @@ def run_parallel(mta, count: int, size: int) -> tuple[list, int]:
         t.join(600)
     per_process = {pid: vm_hwm_kb(pid) for pid in mta.pids()}
     print("\nVmHWM per process (kB):", per_process)
-    return results, sum(per_process.values())
+    return results, per_process
 
 
 def check(mta, count: int, size: int, limit_mb: int) -> int:
-    results, peak_kb = run_parallel(mta, count, size)
+    """Send `count` messages of `size` at once; every process's peak RSS stays under `limit_mb`."""
+    results, per_process = run_parallel(mta, count, size)
     for r in results:
         assert isinstance(r, tuple) and r[0] == 250, r
-    print(f"\nMTA memory: {count} x {size // 2**20} MB over {count} sessions: "
-          f"peak RSS {peak_kb / 1024:.1f} MB (VmHWM summed over {len(mta.pids())} processes)")
-    assert peak_kb < limit_mb * 1024, f"peak RSS {peak_kb / 1024:.1f} MB"
-    return peak_kb
+    largest = max(per_process.values())
+    print(f"\nMTA memory: {count} x {size // 2**20} MB over {count} sessions: largest process "
+          f"peak RSS {largest / 1024:.1f} MB; VmHWM summed over {len(per_process)} processes "
+          f"{sum(per_process.values()) / 1024:.1f} MB (shared pages counted in each)")
+    assert largest < limit_mb * 1024, per_process
+    return largest
 
 
 def test_memory_quick(mta_factory):
@@ -72,7 +78,7 @@ def test_memory_quick(mta_factory):
     mta = mta_factory({"message_size_limit": str(200 * 2**20),
                        "default_transport": "error:held for the memory test",
                        "local_transport": "error:held for the memory test"})
-    check(mta, 3, 20 * 2**20, 100)
+    check(mta, 3, 20 * 2**20, 60)
 
 
 @pytest.mark.slow
@@ -80,4 +86,4 @@ def test_memory_ten_100mb_messages(mta_factory):
     mta = mta_factory({"message_size_limit": str(200 * 2**20),
                        "default_transport": "error:held for the memory test",
                        "local_transport": "error:held for the memory test"})
-    check(mta, 10, 100 * 2**20, 100)
+    check(mta, 10, 100 * 2**20, 60)
