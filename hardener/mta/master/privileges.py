@@ -89,6 +89,7 @@ def drop_privileges(user: str, *, chroot: str | os.PathLike[str] | None = None,
             post_jail()
         return False
     uid, gid = owner_ids(user)
+    death_signal = parent_death_signal()
     if chroot:
         os.chroot(chroot)
         os.chdir("/")
@@ -97,6 +98,8 @@ def drop_privileges(user: str, *, chroot: str | os.PathLike[str] | None = None,
     os.setuid(uid)
     _check_dropped(uid, gid)
     set_no_new_privs()
+    if death_signal:   # the kernel clears it when the credentials change: arm it again
+        set_parent_death_signal(death_signal)
     if post_jail is not None:
         post_jail()
     return True
@@ -153,14 +156,27 @@ def acting_as(uid: int, gid: int) -> Iterator[None]:
         os.setgroups(groups)
 
 
-def set_parent_death_signal() -> None:
-    """Ask the kernel to send this (child) process SIGTERM when its parent dies (Linux prctl),
-    so a helper never outlives the daemon that forked it."""
+def set_parent_death_signal(signum: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send this (child) process `signum` when its parent dies (Linux prctl),
+    so a helper never outlives the daemon that forked it. A change of credentials (setuid) clears
+    it: drop_privileges arms it again."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        libc.prctl(1, int(signum))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def parent_death_signal() -> int:
+    """The signal this process gets when its parent dies (0: none), PR_GET_PDEATHSIG."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        value = ctypes.c_int(0)
+        if libc.prctl(2, ctypes.byref(value)) == 0:  # PR_GET_PDEATHSIG
+            return value.value
+    except (OSError, AttributeError):
+        pass
+    return 0
 
 
 def set_process_name(name: str) -> None:
