@@ -49,6 +49,8 @@ def test_unusable_list_is_refused_with_its_line(mta_factory, cert_factory, value
 
 def _handshake(mta, cert, version: ssl.TLSVersion) -> bool:
     ctx = ssl.create_default_context(cafile=str(cert.ca))
+    if version < ssl.TLSVersion.TLSv1_2:
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")   # Debian's OpenSSL refuses to offer them otherwise
     ctx.minimum_version = ctx.maximum_version = version
     with socket.create_connection((mta.address, mta.port), timeout=10) as raw:
         f = raw.makefile("rb")
@@ -70,3 +72,19 @@ def test_running_daemon_negotiates_only_the_listed_versions(mta_factory, cert_fa
     mta = mta_factory(_tls_settings(cert, smtpd_tls_protocols=">=TLSv1.3"))
     assert _handshake(mta, cert, ssl.TLSVersion.TLSv1_3)
     assert not _handshake(mta, cert, ssl.TLSVersion.TLSv1_2)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # ssl.TLSVersion.TLSv1 / TLSv1_1
+def test_postfix_default_list_still_refuses_tls_1_0_and_1_1(mta_factory, postfix_factory,
+                                                            cert_factory):
+    """smtpd_tls_protocols unset is Postfix's `>=TLSv1`; hardener's floor refuses 1.0 and 1.1.
+    Control: a real Postfix with the same settings completes a TLS 1.0 handshake with this client,
+    so a refusal is the server's, not this machine's OpenSSL refusing to offer TLS 1.0."""
+    cert = cert_factory.valid("mx.hardener.test")
+    postfix = postfix_factory(_tls_settings(cert))
+    assert _handshake(postfix, cert, ssl.TLSVersion.TLSv1)
+    mta = mta_factory(_tls_settings(cert))
+    accepted = {v.name for v in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1,
+                                 ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)
+                if _handshake(mta, cert, v)}
+    assert accepted == {"TLSv1_2", "TLSv1_3"}
