@@ -24,6 +24,8 @@ import threading
 import time
 from typing import Callable, TextIO
 
+from hardener.mta.safe_open import open_append
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _FACILITY_MAIL = 2 << 3
 FLUSH_INTERVAL = 0.05  # seconds: batched info lines reach the file at most this late
@@ -249,7 +251,6 @@ STDOUT_PATH = "/dev/stdout"   # Postfix's maillog_file for containers: the proce
 def _open_file(path: str) -> TextIO:
     """maillog_file opened as Postfix's logwriter does (safe_open O_CREAT|O_WRONLY|O_APPEND, mode
     0600): a symlink, a FIFO or a hard link there is refused (OSError), never written through."""
-    from hardener.mta.safe_open import open_append
 
     fd = os.dup(1) if path == STDOUT_PATH else open_append(path, 0o600)
     return os.fdopen(fd, "a", encoding="utf-8", errors="replace")

@@ -185,6 +185,12 @@ def test_disk_full_gives_451_and_loses_nothing(mta_factory):
                 assert c.cmd("RCPT TO:<root@mx.hardener.test>")[0] == 250
                 assert c.cmd("DATA")[0] == 354
             a.send_raw(body)                       # written to a's queue file, not ended yet
+            # a's content must be on the disk before b's arrives (cleanup writes as data comes,
+            # keeping the last chunks in memory until the end of data)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and sum(
+                    f.stat().st_size for f in (mta.queue_dir / "tmp").iterdir()) < len(body) - 2**17:
+                time.sleep(0.05)
             b.send_raw(body + b".\r\n")
             assert b.read_reply()[1] == "451 4.3.0 Error: queue file write error"
             assert list((mta.queue_dir / "incoming").iterdir()) == []

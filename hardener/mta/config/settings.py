@@ -22,7 +22,11 @@ from typing import Any
 
 from hardener.errors import ConfigError
 from hardener.mta.config.sasl import SaslSettings, sasl_settings, tls_level
+from hardener.postfix.defaults import protocol_families
+from hardener.postfix.interfaces import local_interfaces
 from hardener.postfix.maincf import OVERRIDE_FILE, MainCf, load_main_cf
+from hardener.postfix.mastercf import load_master_cf
+from hardener.postfix.mynetworks import parse_mynetworks
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -155,7 +159,6 @@ def _error(main: MainCf, name: str, message: str) -> ConfigError:
 
 def _mynetworks(main: MainCf) -> list[Any]:
     """mynetworks through the project parser: networks, or (network, True) for a !negated entry."""
-    from hardener.postfix.mynetworks import parse_mynetworks
 
     entries = parse_mynetworks(main)
     return [(e.network, True) if e.negated else e.network for e in entries]
@@ -230,7 +233,6 @@ def _queue_minfree(main: MainCf, warnings: list[str]) -> int:
 
 def _listen_addresses(main: MainCf, families: tuple[int, ...]) -> tuple[list[str], list[str]]:
     """(addresses to bind for inet_interfaces, every local interface address)."""
-    from hardener.postfix.interfaces import local_interfaces
 
     local = [str(i.ip) for i in local_interfaces(families)]
     wanted: list[str] = []
@@ -260,7 +262,6 @@ def _listen_addresses(main: MainCf, families: tuple[int, ...]) -> tuple[list[str
 
 
 def _master_services(config_dir: Path, main: MainCf) -> Any:
-    from hardener.postfix.mastercf import load_master_cf
 
     return load_master_cf(config_dir / "master.cf", main)
 
@@ -371,7 +372,6 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
         raise ConfigError("cannot read master.cf: no such file", file=str(config_dir / "master.cf"))
     master = _master_services(config_dir, main)
     _check_unsupported(main)
-    from hardener.postfix.defaults import protocol_families
 
     try:
         families = protocol_families(main.get("inet_protocols"))

@@ -29,7 +29,6 @@ counter files the other mail-owner processes wrote, with bounds.
 from __future__ import annotations
 
 import asyncio
-import errno
 import fcntl
 import json
 import os

@@ -25,6 +25,7 @@ from hardener.mta.queue.file import QueueFileError, read_envelope
 from hardener.mta.queue.layout import QueueLayout, valid_queue_id
 from hardener.mta.queue.state import DEFERRED, QueueState
 from hardener.mta.safe_open import create_exclusive, open_dir
+from hardener.postfix.maincf import load_main_cf
 
 LISTED_QUEUES = ("incoming", "active", "deferred", "hold")
 _MARK = {"active": "*", "hold": "!"}
@@ -221,7 +222,6 @@ def format_mailq(entries: list[QueueEntry]) -> str:
 
 def queue_directory(config_dir: str | os.PathLike[str]) -> Path:
     """queue_directory from DIR/main.cf (ConfigError/InputError when it cannot be read)."""
-    from hardener.postfix.maincf import load_main_cf
 
     main = load_main_cf(Path(config_dir) / "main.cf")
     return Path(main.get("queue_directory"))

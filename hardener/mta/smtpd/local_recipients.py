@@ -13,6 +13,7 @@ import pwd
 from collections.abc import Iterable
 from pathlib import Path
 
+from hardener.postfix.tables import read_aliases, read_table
 
 
 class LocalRecipients:
@@ -26,7 +27,6 @@ class LocalRecipients:
         self.check = bool(self.maps)
         self.use_passwd = False
         self.keys: set[str] = set()
-        from hardener.postfix.tables import read_aliases, read_table
 
         for spec in self.maps:
             if spec.startswith("proxy:"):

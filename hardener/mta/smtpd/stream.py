@@ -19,10 +19,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hardener.mta import metrics
-from hardener.mta.cleanup.service import CleanupError
+from hardener.mta.cleanup.service import CleanupError, new_queue_id
 from hardener.mta.maillog import get_logger
-from hardener.mta.smtpd.relay_policy import in_networks
 from hardener.mta.smtpd.data import DataParser
+from hardener.mta.smtpd.relay_policy import in_networks
 
 if TYPE_CHECKING:
     from hardener.mta.smtpd.server import HardenedSMTP
@@ -35,7 +35,6 @@ async def receive_data(sess: "HardenedSMTP") -> bool:
     """Handle DATA after its checks passed; returns True when the message was queued."""
     s = sess.s
     if sess.queue_id is None:  # not reachable (the first accepted RCPT sets it); never desync
-        from hardener.mta.cleanup.service import new_queue_id
 
         sess.queue_id = new_queue_id()
     try:
