@@ -166,68 +166,6 @@ def _write_pid(path: Path) -> None:
         raise ConfigError(f"cannot write the pid file: {exc.strerror}", file=str(path)) from None
 
 
-def _start_pickup_helper(settings: MtaSettings, layout: QueueLayout,
-                         owner: tuple[int, int] | None, sockets: list,
-                         pid_path: Path) -> tuple[int, int] | None:
-    """Fork the pickup helper (root, reads maildrop/); returns (pid, lifeline fd) or None.
-
-    It reopens its log after rotation through its own maillog_reopen channel ("pickup"), as the
-    other children do (the master forwards SIGHUP); when the daemon stops it removes master.pid
-    if the master has not. It stops when the lifeline pipe closes (the master exits or closes it).
-    """
-    try:
-        from hardener.mta.qmgr.settings import build_pickup
-    except ImportError:
-        return None
-    daemon_pid = os.getpid()
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(rfd)
-        return pid, wfd
-    os.close(wfd)
-    # child: no listening sockets, no network; only maildrop/ -> cleanup -> incoming/
-    code = 0
-    try:
-        for _, sock in sockets:
-            sock.close()
-        maillog_reopen.keep_only("pickup")
-        set_process_name("pickup")
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        set_parent_death_signal()
-        daemon_gone = False
-
-        async def run() -> None:
-            cleanup = Cleanup(layout, CleanupSettings.from_settings(settings),
-                              owner=owner)
-            pickup = build_pickup(settings, layout, cleanup)
-            loop = asyncio.get_running_loop()
-
-            def lifeline_closed() -> None:
-                nonlocal daemon_gone
-                daemon_gone = True
-                loop.remove_reader(rfd)
-                pickup.stop()
-
-            loop.add_signal_handler(signal.SIGTERM, pickup.stop)
-            loop.add_reader(rfd, lifeline_closed)
-            loop.add_signal_handler(signal.SIGHUP,
-                                    lambda: maillog_reopen.reopen_log("pickup"))
-            await pickup.run()
-            cleanup.close()
-
-        asyncio.run(run())
-        if daemon_gone:   # the daemon is stopping; it waits for us, so its pid is still its own
-            remove_pid_file(pid_path, daemon_pid)
-    except BaseException as exc:  # a crash of the helper must never run the parent's code
-        maillog.get_logger("pickup").fatal(f"pickup helper: {exc!r}")
-        code = 1
-    finally:
-        os._exit(code)
-
-
 def serve(config_dir: str | os.PathLike[str]) -> int:
     """Run the daemon until SIGTERM/SIGINT; ConfigError before anything listens on bad config."""
     from hardener.mta.smtpd.context import SmtpdContext

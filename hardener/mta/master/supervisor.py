@@ -103,19 +103,35 @@ class ChildService:
         self._stopping = True
         if not self.pid:
             return
-        self.signal(signal.SIGTERM)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace + 2.0
-        while True:
-            try:
-                pid, _ = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid:
-                break
-            if loop.time() > deadline:
-                self.signal(signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-                break
-            await asyncio.sleep(0.05)
+        await terminate_child(self.pid, grace)
         self.pid = 0
+
+
+async def terminate_child(pid: int, grace: float) -> None:
+    """SIGTERM child `pid` and reap it, polling without blocking the event loop; SIGKILL it if it
+    is still there `grace` + 2 seconds later."""
+    _signal(pid, signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace + 2.0
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        if loop.time() > deadline:
+            _signal(pid, signal.SIGKILL)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            return
+        await asyncio.sleep(0.05)
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass

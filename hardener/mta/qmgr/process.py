@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from hardener.mta.maillog import get_logger
 from hardener.mta.master.privileges import set_parent_death_signal
-from hardener.mta.master.supervisor import restart_delay
+from hardener.mta.master.supervisor import restart_delay, terminate_child
 
 log = get_logger("master")
 
@@ -104,24 +104,7 @@ class QmgrProcess:
         self._close_pipe()
         if not self.pid:
             return
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace + 2.0
-        while True:
-            try:
-                pid, _ = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid:
-                break
-            if loop.time() > deadline:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-                break
-            await asyncio.sleep(0.05)
+        await terminate_child(self.pid, grace)
         self.pid = 0
 
     def _close_pipe(self) -> None:
