@@ -22,6 +22,7 @@ from typing import Any
 
 from hardener.errors import ConfigError
 from hardener.mta.config.sasl import SaslSettings, sasl_settings, tls_level
+from hardener.postfix import tables
 from hardener.postfix.defaults import protocol_families
 from hardener.postfix.interfaces import local_interfaces
 from hardener.postfix.maincf import OVERRIDE_FILE, MainCf, load_main_cf
@@ -352,7 +353,6 @@ def _domains(main: MainCf, name: str) -> list[str]:
     out = []
     for item in main.get_list(name):
         if ":" in item and not item.startswith("["):
-            from hardener.postfix import tables  # type: ignore[attr-defined]
 
             try:
                 table = tables.read_table(item)
@@ -511,6 +511,8 @@ _BACK_LOADERS: list[Any] = []
 
 
 def _load_back(settings: MtaSettings) -> None:
+    # qmgr/settings.py imports the delivery agents and qmgr: only the back end needs them, and
+    # importing them here would make config/ depend on every part it configures.
     from hardener.mta.qmgr.settings import load_back_settings
 
     load_back_settings(settings)

@@ -39,19 +39,39 @@ from pathlib import Path
 
 from hardener.errors import ConfigError
 from hardener.mta import maillog, metrics
-from hardener.mta.master import (check, config_channel, maillog_reopen, master_lock,
-                                 pickup_process)
+from hardener.mta.cleanup import channel
+from hardener.mta.cleanup.process import CleanupJob
+from hardener.mta.cleanup.process import run as run_cleanup
 from hardener.mta.cleanup.service import Cleanup, CleanupSettings
-from hardener.mta.master.privileges import (bind_listeners, drop_privileges, owner_ids,
-                                            set_parent_death_signal, set_process_name)
-from hardener.mta.master.supervisor import ChildService
+from hardener.mta.config.settings import MtaSettings, load_settings
+from hardener.mta.master import (
+    check,
+    config_channel,
+    maillog_reopen,
+    master_lock,
+    pickup_process,
+)
 from hardener.mta.master.metrics_endpoint import children as metrics_children
+from hardener.mta.master.privileges import (
+    bind_listeners,
+    drop_privileges,
+    owner_ids,
+    set_parent_death_signal,
+    set_process_name,
+)
+from hardener.mta.master.supervisor import ChildService
+from hardener.mta.qmgr.process import QmgrProcess
+from hardener.mta.qmgr.settings import make_queue_manager
 from hardener.mta.queue.layout import QueueLayout, QueueLayoutError
 from hardener.mta.safe_open import open_dir, open_regular, replace_file
-from hardener.mta.config.settings import MtaSettings, load_settings
-
-# Imported lazily so the pickup helper, forked before them, stays small: hardener.mta.smtpd.*,
-# hardener.mta.qmgr.* (all imported by _preload_modules before the first child starts).
+from hardener.mta.smtpd.context import SmtpdContext
+from hardener.mta.smtpd.process import (
+    SmtpdJob,
+    channel_name,
+    send_config,
+    snapshot_passwd,
+)
+from hardener.mta.smtpd.process import run as run_smtpd
 
 log = maillog.get_logger("master")
 PID_FILE = "pid/master.pid"
@@ -168,8 +188,6 @@ def _write_pid(path: Path) -> None:
 
 def serve(config_dir: str | os.PathLike[str]) -> int:
     """Run the daemon until SIGTERM/SIGINT; ConfigError before anything listens on bad config."""
-    from hardener.mta.smtpd.context import SmtpdContext
-    from hardener.mta.smtpd.process import channel_name, snapshot_passwd
 
     settings = load_settings(config_dir)
     metrics.load_config(settings.main)   # a bad hardener_metrics_listen: one line, exit 2
@@ -266,9 +284,6 @@ class _Master:
 
     def __init__(self, settings: MtaSettings, layout: QueueLayout, ctx, services: dict[str, list],
                  sockets: list, config_dir: Path) -> None:
-        from hardener.mta.cleanup import channel
-        from hardener.mta.cleanup.process import CleanupJob, run as run_cleanup
-        from hardener.mta.smtpd.process import SmtpdJob, run as run_smtpd
 
         self.settings, self.layout, self.ctx, self.config_dir = settings, layout, ctx, config_dir
         self.wake_r, self.wake_w = os.pipe()     # qmgr wake-up: cleanup writes, qmgr reads
@@ -330,12 +345,7 @@ class _Master:
         drop_privileges(self.settings.mail_owner)
 
     def start_qmgr(self):
-        """The qmgr child (None when the queue manager is not installed)."""
-        try:
-            from hardener.mta.qmgr.process import QmgrProcess
-            from hardener.mta.qmgr.settings import make_queue_manager
-        except ImportError:
-            return None
+        """The qmgr child."""
         settings, layout = self.settings, self.layout
 
         def make():
@@ -354,8 +364,6 @@ class _Master:
         the new settings for new sessions; every child reopens its log."""
         from dataclasses import replace
 
-        from hardener.mta.smtpd.context import SmtpdContext
-        from hardener.mta.smtpd.process import send_config, snapshot_passwd
 
         maillog_reopen.reopen_log("master")
         payload = None

@@ -23,6 +23,7 @@ import signal
 import time
 from collections.abc import Callable
 
+from hardener.mta import maillog
 from hardener.mta.maillog import get_logger
 from hardener.mta.master.privileges import set_parent_death_signal
 from hardener.mta.master.supervisor import restart_delay, terminate_child
@@ -135,7 +136,6 @@ class QmgrProcess:
             get_logger("qmgr").fatal(f"qmgr process: {exc!r}")
             code = 1
         finally:
-            from hardener.mta import maillog
 
             maillog.flush()   # os._exit does not flush the buffered log lines
             os._exit(code)
@@ -151,7 +151,6 @@ def _child_main(make_qmgr: Callable[[], object], rfd: int) -> None:
     # The fork happened inside the daemon's running loop: forget it, start our own.
     asyncio.events._set_running_loop(None)
     # A log flush the parent had scheduled on its loop will never run here: let ours schedule one.
-    from hardener.mta import maillog
 
     sink = getattr(maillog, "_sink", None)
     if sink is not None and hasattr(sink, "_flush_pending"):
@@ -163,7 +162,6 @@ def _child_main(make_qmgr: Callable[[], object], rfd: int) -> None:
 
 
 async def _child_run(make_qmgr: Callable[[], object], rfd: int) -> None:
-    from hardener.mta import maillog
 
     maillog.set_batched(True)   # one log write per flush interval under load, not one per line
     try:

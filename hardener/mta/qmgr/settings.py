@@ -36,6 +36,7 @@ from hardener.mta.delivery.smtp import TLS_LEVELS, SmtpSettings
 from hardener.mta.delivery.smtp_client import Timeouts
 from hardener.mta.qmgr.manager import QmgrSettings
 from hardener.mta.qmgr.retry import RetryPolicy
+from hardener.postfix.tables import INDEXED_TYPES, parse_spec, read_aliases, read_table
 
 _SUPPORTED_TLS = ("none", "may", "encrypt", "dane", "verify", "secure")
 
@@ -78,7 +79,6 @@ def _int(main: Any, name: str, minimum: int = 0) -> int:
 
 def read_map(main: Any, name: str, spec: str) -> dict[str, str]:
     """A key -> value table from main.cf (hardener.postfix.tables reads the source text file)."""
-    from hardener.postfix.tables import INDEXED_TYPES, parse_spec, read_table
 
     if parse_spec(spec).type not in INDEXED_TYPES:
         raise _error(main, name, f"unsupported table {spec!r} (use texthash: or hash: with the "
@@ -124,7 +124,6 @@ def _tls_level(main: Any) -> str:
 
 
 def _aliases(main: Any) -> dict[str, list[str]]:
-    from hardener.postfix.tables import INDEXED_TYPES, parse_spec, read_aliases
 
     aliases: dict[str, list[str]] = {}
     for spec in main.get_list("alias_maps"):
@@ -249,6 +248,8 @@ def build_queue_manager(settings: Any, layout: Any, cleanup: Any) -> Any:
 
 def make_queue_manager(settings: Any, layout: Any, cleanup: Any) -> Any:
     """A QueueManager with its delivery agents and bounce wired to `cleanup` (in this process)."""
+    # Imported here, in the process that runs them: the master and the processes forked before
+    # the qmgr child do not carry the delivery agents (dnspython alone is about 5 MB).
     from hardener.mta.bounce import Bouncer
     from hardener.mta.delivery.error import ErrorAgent
     from hardener.mta.delivery.local import LocalAgent

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hardener.errors import InputError
 from hardener.mta.master.privileges import acting_as
+from hardener.mta.qmgr.manager import FLUSH_MARKER
 from hardener.mta.queue.file import QueueFileError, read_envelope
 from hardener.mta.queue.layout import QueueLayout, valid_queue_id
 from hardener.mta.queue.state import DEFERRED, QueueState
@@ -129,7 +130,6 @@ class QueueTools:
         Also leaves a flush request (defer/.flush) for a running daemon, whose qmgr then forgets the
         next hops it marked dead, so the flushed mail is really tried at once.
         """
-        from hardener.mta.qmgr.manager import FLUSH_MARKER
 
         with self._as_owner():
             try:

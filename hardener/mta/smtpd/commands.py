@@ -24,11 +24,21 @@ from typing import TYPE_CHECKING
 from hardener.mta.cleanup.service import new_queue_id
 from hardener.mta.maillog import get_logger
 from hardener.mta.queue.file import Recipient
-from hardener.mta.smtpd.relay_policy import Decision, FINAL, check_recipient, resolve
 from hardener.mta.smtpd.address import parse_path_arg, path_error_reply, quote_for_reply
 from hardener.mta.smtpd.auth import SaslCommands, printable
-from hardener.mta.smtpd.relay_policy import PolicySettings
-from hardener.mta.smtpd.restrictions import check_data_list, check_early_lists, session_restriction
+from hardener.mta.smtpd.relay_policy import (
+    FINAL,
+    Decision,
+    PolicySettings,
+    check_recipient,
+    resolve,
+)
+from hardener.mta.smtpd.restrictions import (
+    check_data_list,
+    check_early_lists,
+    session_restriction,
+)
+from hardener.mta.smtpd.stream import receive_data
 
 if TYPE_CHECKING:
     pass
@@ -244,7 +254,6 @@ class SmtpdCommands(SaslCommands):
             self._log_reject("DATA", decision.reply or "")
             await self.reply(decision.reply or "554 5.7.1 Access denied")
             return False
-        from hardener.mta.smtpd.stream import receive_data  # one job per module
 
         return await receive_data(self)
 
