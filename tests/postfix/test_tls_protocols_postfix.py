@@ -30,7 +30,7 @@ from hardener.postfix.tls_protocols import (
     weak,
 )
 from hardener.report.model import CheckStatus
-from tests.fixtures.net import free_port
+from tests.fixtures.net import free_ports
 
 HOSTNAME = "pf.hardener.test"
 VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
@@ -114,7 +114,7 @@ def lab(postfix_module_factory, cert_factory, loopback):
     for version in VERSIONS:   # the servers posttls-finger talks to: one version each
         cases[f"only {version}"] = {"smtpd_tls_protocols": f">={version} <={version}",
                                     "tls_medium_cipherlist": "DEFAULT:@SECLEVEL=0"}
-    ports = {name: free_port(address) for name in cases}
+    ports = dict(zip(cases, free_ports(address, len(cases))))
     inst = postfix_module_factory({
         "myhostname": HOSTNAME,
         "smtpd_tls_security_level": "may",
