@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.audit.conftest import AuditAddresses, checks_found, run_audit_cli, statuses
-from tests.fixtures.net import free_port
+from tests.fixtures.net import free_ports
 from tests.fixtures.postfix import SmtpSink, SmtpSinkFactory
 
 HOSTNAME = "pf.hardener.test"
@@ -105,7 +105,7 @@ def lab(postfix_module_factory, cert_factory, audit_addresses: AuditAddresses):
     address = audit_addresses.host()
     valid = cert_factory.valid(HOSTNAME)
     assert valid.ca is not None
-    ports = {name: free_port(address) for name in CASES}
+    ports = dict(zip(CASES, free_ports(address, len(CASES))))
     nets = {"inside_net": audit_addresses.inside_net, "outside_net": audit_addresses.outside_net}
     # the first listener (the fixture's own) is "hardened"; the others get their overrides
     extra = "".join(_service(address, ports[name], {k: v.format(**nets) for k, v in settings.items()})

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.net import free_port
+from tests.fixtures.net import free_ports
 from tests.fixtures.postfix import SmtpSinkFactory
 
 # nmap's smtp-open-relay needs ~18 s against a server that refuses (Postfix's error sleep after
@@ -107,7 +107,8 @@ def cases(postfix_module_factory, cert_factory, loopback, tmp_path_factory) -> t
     lab = loopback.host()
     cert = cert_factory.valid(HOSTNAME)
     assert cert.ca is not None
-    ports = {name: free_port(lab) for name in ("open-relay", "mynetworks-too-broad", "vrfy-252")}
+    names = ("open-relay", "mynetworks-too-broad", "vrfy-252")
+    ports = dict(zip(names, free_ports(lab, len(names))))
     services = (_service(lab, ports["open-relay"], {"mynetworks": "0.0.0.0/0"})
                 + _service(lab, ports["mynetworks-too-broad"], {"mynetworks": "127.0.0.0/16"})
                 + _service(lab, ports["vrfy-252"], {"disable_vrfy_command": "no"}))

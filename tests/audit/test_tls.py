@@ -16,7 +16,7 @@ import pytest
 from hardener.audit.checks import tls
 from hardener.audit.context import AuditContext, AuditOptions, AuditTarget
 from hardener.report.model import CheckStatus, TargetResult
-from tests.fixtures.net import free_port
+from tests.fixtures.net import free_port, free_ports
 
 HOSTNAME = "pf.hardener.test"
 TLS_SLUGS = set(tls.SLUGS)
@@ -50,7 +50,7 @@ def tls_lab(postfix_module_factory, cert_factory, loopback) -> TlsLab:
         "no-tls": {"smtpd_tls_security_level": "none"},
         "auth-plaintext": {"smtpd_sasl_auth_enable": "yes", "smtpd_tls_auth_only": "no"},
     }
-    ports = {name: free_port(address) for name in cases}
+    ports = dict(zip(cases, free_ports(address, len(cases))))
     services = "".join(_service(address, ports[name], settings) for name, settings in cases.items())
     postfix_module_factory({
         "myhostname": HOSTNAME,
