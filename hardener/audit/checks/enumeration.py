@@ -54,11 +54,9 @@ def tells_apart(existing: Reply, unknown: Reply, confirming: tuple[int, ...] = C
 class Replies:
     """What one session heard: (command, reply) per step, in order."""
 
-    unknown: str
     vrfy: list[tuple[str, Reply]] = field(default_factory=list)
     expn: list[tuple[str, Reply]] = field(default_factory=list)
     rcpt: list[tuple[str, Reply]] = field(default_factory=list)   # MAIL, RCPT root, RCPT unknown
-    domain: str = ""
 
 
 async def _ask(probe: Probe, command: str) -> tuple[str, Reply]:
@@ -66,7 +64,7 @@ async def _ask(probe: Probe, command: str) -> tuple[str, Reply]:
 
 
 async def _collect(probe: Probe, unknown: str, domain: str) -> Replies:
-    heard = Replies(unknown, domain=domain)
+    heard = Replies()
     for name in (unknown, *LIKELY_USERS):
         heard.vrfy.append(await _ask(probe, f"VRFY {name}"))
     for name in (unknown, *LIKELY_USERS):
