@@ -15,16 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import procs
 from tests.fixtures.mta import SmtpClient
 
 LINE = b"x" * 76 + b"\r\n"
 
 
 def vm_hwm_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
+    return int(procs.status(pid).get("VmHWM", "0 kB").split()[0])
 
 
 def send_big(address: str, port: int, size: int, results: list, index: int) -> None:
@@ -47,7 +45,7 @@ def send_big(address: str, port: int, size: int, results: list, index: int) -> N
         results[index] = exc
 
 
-def run_parallel(mta, count: int, size: int) -> tuple[list, dict[int, int]]:
+def run_parallel(mta, count: int, size: int) -> tuple[list, dict[str, int]]:
     results: list = [None] * count
     threads = [threading.Thread(target=send_big, args=(mta.address, mta.port, size, results, i))
                for i in range(count)]
@@ -55,7 +53,8 @@ def run_parallel(mta, count: int, size: int) -> tuple[list, dict[int, int]]:
         t.start()
     for t in threads:
         t.join(600)
-    per_process = {pid: vm_hwm_kb(pid) for pid in mta.pids()}
+    per_process = {f"{Path(f'/proc/{pid}/comm').read_text().strip()}[{pid}]": vm_hwm_kb(pid)
+                   for pid in mta.pids()}
     print("\nVmHWM per process (kB):", per_process)
     return results, per_process
 
