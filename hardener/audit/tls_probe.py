@@ -17,16 +17,13 @@ import warnings
 from dataclasses import dataclass, field
 
 from hardener.audit.probe import Probe, ProbeError, Reply, TLSFailed
+from hardener.postfix.tls_protocols import VERSION_NUMBERS
 
-# Every version a client can pin, oldest first, named as Postfix names them (hardener.postfix.
-# tls_protocols). SSLv3 is usually compiled out of OpenSSL 3; can_offer() finds out.
-PROBED_PROTOCOLS: tuple[tuple[str, ssl.TLSVersion], ...] = (
-    ("SSLv3", ssl.TLSVersion.SSLv3),
-    ("TLSv1", ssl.TLSVersion.TLSv1),
-    ("TLSv1.1", ssl.TLSVersion.TLSv1_1),
-    ("TLSv1.2", ssl.TLSVersion.TLSv1_2),
-    ("TLSv1.3", ssl.TLSVersion.TLSv1_3),
-)
+# Every version a client can pin, oldest first, named as Postfix names them: the wire versions of
+# hardener.postfix.tls_protocols, which ssl.TLSVersion numbers alike (TLSv1.2 is 0x0303). SSLv3 is
+# usually compiled out of OpenSSL 3; can_offer() finds out.
+PROBED_PROTOCOLS: tuple[tuple[str, ssl.TLSVersion], ...] = tuple(
+    (name, ssl.TLSVersion(number)) for name, number in VERSION_NUMBERS.items())
 
 _WEAK_CIPHERS = "DEFAULT:@SECLEVEL=0"
 
