@@ -21,13 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtensionOID, NameOID, PublicKeyAlgorithmOID
 
 from hardener.audit.context import AuditContext
 from hardener.audit.probe import ProbeError, Reply
@@ -40,13 +39,11 @@ from hardener.audit.tls_probe import (
     try_starttls,
     verifying_context,
 )
+from hardener.lint.certs import MIN_EC_BITS, MIN_RSA_BITS  # one verdict per control
 from hardener.postfix.tls_protocols import weak
 from hardener.report.model import Finding
 
 SLUGS = ("starttls-missing", "auth-plaintext", "tls-weak-protocol", "tls-cert-invalid")
-
-MIN_RSA_BITS = 2048
-MIN_EC_BITS = 256   # as lint (hardener.lint.certs): one verdict per control
 
 # OpenSSL verify codes (x509_vfy.h) -> (problem kind, text) as used in evidence.
 _VERIFY_PROBLEMS = {
@@ -294,17 +291,12 @@ def _weak_key(cert: x509.Certificate) -> str:
         if key.curve.key_size < MIN_EC_BITS:
             return f"weak key (EC {key.curve.name}, {key.curve.key_size} bits)"
         return ""
-    kind = "RSA" if isinstance(key, rsa.RSAPublicKey) else "DSA" if _is_dsa(key) else ""
+    kind = ("RSA" if isinstance(key, rsa.RSAPublicKey)
+            else "DSA" if cert.public_key_algorithm_oid == PublicKeyAlgorithmOID.DSA  # as lint
+            else "")
     if kind and key.key_size < MIN_RSA_BITS:  # type: ignore[union-attr]
         return f"weak key ({kind} {key.key_size} bits < {MIN_RSA_BITS})"  # type: ignore[union-attr]
     return ""
-
-
-def _is_dsa(key: object) -> bool:
-    # Merely naming dsa.DSAPublicKey makes cryptography >= 43 print a deprecation warning.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return isinstance(key, dsa.DSAPublicKey)
 
 
 def cert_names(cert: x509.Certificate) -> list[str]:
