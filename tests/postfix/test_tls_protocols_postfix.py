@@ -1,8 +1,9 @@
 """TLS protocol lists against a real Postfix 3.7: what hardener computes is what Postfix negotiates.
 
 Server side: one Postfix instance, one smtpd per protocol list (master.cf `-o`); a Python client pinned
-to one version at a time (ciphers at OpenSSL security level 0, so that Debian's OpenSSL 3 offers TLS
-1.0 and 1.1 at all) does STARTTLS and the handshake. The set of versions that complete must be
+to one version at a time (the audit's, hardener.audit.tls_probe.protocol_context: ciphers at OpenSSL
+security level 0, so that Debian's OpenSSL 3 offers TLS 1.0 and 1.1 at all) does STARTTLS and the
+handshake. The set of versions that complete must be
 hardener.postfix.tls_protocols.server_protocols() of the list -- and lint, reading the same main.cf
 and master.cf, must compute that set for that service. A list Postfix refuses must get 454 to STARTTLS.
 
@@ -17,10 +18,10 @@ import asyncio
 import smtplib
 import ssl
 import subprocess
-import warnings
 
 import pytest
 
+from hardener.audit.tls_probe import protocol_context
 from hardener.lint.runner import load_context, service_contexts
 from hardener.lint.tls import accepted_protocols, check_starttls, check_weak_protocols
 from hardener.postfix.tls_protocols import (
@@ -64,18 +65,6 @@ CLIENT_LISTS = ["", ">=TLSv1.2", "<=TLSv1.1", "!TLSv1.2", "TLSv1 TLSv1.3", ">=TL
                 "!TLSv1", "TLSv1.2 >=TLSv1.3", ">=TLSv1.2 >=TLSv1"]
 
 
-def _client_context(version: ssl.TLSVersion) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ctx.minimum_version = version
-        ctx.maximum_version = version
-    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    return ctx
-
-
 def _handshake(address: str, port: int, version: ssl.TLSVersion) -> str:
     """'ok', 'failed' (handshake), 'refused' (STARTTLS not 220) or 'not-offered'."""
     with smtplib.SMTP(address, port, timeout=10) as smtp:
@@ -86,7 +75,7 @@ def _handshake(address: str, port: int, version: ssl.TLSVersion) -> str:
         if code != 220:
             return "refused"
         try:
-            _client_context(version).wrap_socket(smtp.sock).close()
+            protocol_context(version).wrap_socket(smtp.sock).close()
         except (ssl.SSLError, OSError):
             return "failed"
         return "ok"
