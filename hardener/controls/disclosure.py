@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 
 _V = r"(?:[ /(v]*\d+(?:\.\d+)+[\w.-]*)?"   # an optional version right after a name
 
@@ -82,6 +83,15 @@ def leaks(text: str) -> list[tuple[str, str]]:
             if label != VERSION_LABEL:
                 break  # one report per product is enough
     return found
+
+
+def scrub(text: str, names: Iterable[str]) -> str:
+    """`text` with each of `names` (the host name, names the client sent) blanked wherever it
+    occurs, case-insensitive: echoed back, they leak nothing."""
+    for name in names:
+        if name:
+            text = re.sub(re.escape(name), " ", text, flags=re.IGNORECASE)
+    return text
 
 
 def without_status_codes(lines: list[str] | tuple[str, ...]) -> str:

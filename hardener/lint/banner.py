@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from hardener.controls.disclosure import leaks as disclosures
+from hardener.controls.disclosure import scrub
 from hardener.lint.base import LintContext, finding
 from hardener.report.model import Finding
 
@@ -24,10 +25,6 @@ _FOOTER_ATTRIBUTE = re.compile(r"\$(?:\{[^}]*\}|\([^)]*\)|\w+)")
 def leaks(text: str) -> list[str]:
     """The software, OS and version texts found in `text`, in catalog order, without repeats."""
     return list(dict.fromkeys(matched for _label, matched in disclosures(text)))
-
-
-def _scrub(text: str, hostname: str) -> str:
-    return re.sub(re.escape(hostname), " ", text, flags=re.IGNORECASE) if hostname else text
 
 
 def footer_text(raw: str) -> str:
@@ -41,7 +38,7 @@ def check_banner_leak(ctx: LintContext) -> list[Finding]:
     hostname = ctx.value("myhostname").strip()
     found: list[Finding] = []
     banner = ctx.value("smtpd_banner")
-    words = leaks(_scrub(" ".join(banner.split()[1:]), hostname))
+    words = leaks(scrub(" ".join(banner.split()[1:]), (hostname,)))
     if words:
         raw = ctx.written("smtpd_banner")
         macros = list(dict.fromkeys(f"${m.group(1)}" for m in _LEAKY_MACROS.finditer(raw)))
@@ -55,7 +52,7 @@ def check_banner_leak(ctx: LintContext) -> list[Finding]:
                              f"{ctx.origin_text('smtpd_banner', owner)}"))
     footer = ctx.raw("smtpd_reject_footer") if ctx.is_set("smtpd_reject_footer") else None
     if footer:
-        words = leaks(_scrub(footer_text(footer), hostname))
+        words = leaks(scrub(footer_text(footer), (hostname,)))
         if words:
             found.append(finding(ctx, "banner-leak", "smtpd_reject_footer",
                                  f"smtpd_reject_footer = {' '.join(footer.split())} is appended to "

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hardener.audit.checks.banner import _scrub, _without_host, leaks
+from hardener.audit.checks.banner import _without_host, leaks
 from hardener.audit.probe import parse_reply_lines
+from hardener.controls.disclosure import scrub
 
 
 @pytest.mark.parametrize("greeting, labels", [
@@ -39,5 +40,5 @@ def test_leaking_greetings(greeting: str, labels: set[str]) -> None:
      "250-SIZE 10240000", "250 HELP"],            # our own EHLO name echoed back
 ])
 def test_quiet_replies(lines: list[str]) -> None:
-    text = _scrub(_without_host(parse_reply_lines(lines)), ("audit.hardener.invalid",))
+    text = scrub(_without_host(parse_reply_lines(lines)), ("audit.hardener.invalid",))
     assert leaks(text) == []

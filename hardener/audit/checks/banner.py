@@ -9,14 +9,10 @@ applies to smtpd_banner and smtpd_reject_footer.
 
 from __future__ import annotations
 
-import re
-
 from hardener.audit.context import AuditContext
 from hardener.audit.probe import Reply
-from hardener.controls.disclosure import PATTERNS, leaks, without_status_codes
+from hardener.controls.disclosure import leaks, scrub, without_status_codes
 from hardener.report.model import Finding
-
-__all__ = ["PATTERNS", "SLUGS", "UNKNOWN_COMMAND", "leaks", "run"]
 
 SLUGS = ("banner-leak",)
 UNKNOWN_COMMAND = "XHRDPROBE"
@@ -30,14 +26,6 @@ def _without_host(reply: Reply) -> str:
     first = lines[0].split(None, 1)
     lines[0] = first[1] if len(first) > 1 else ""
     return without_status_codes(lines)
-
-
-def _scrub(text: str, names: tuple[str, ...]) -> str:
-    """Remove names we sent or the server's own name (echoed back, they leak nothing)."""
-    for name in names:
-        if name:
-            text = re.sub(re.escape(name), " ", text, flags=re.IGNORECASE)
-    return text
 
 
 async def run(ctx: AuditContext) -> None:
@@ -57,7 +45,7 @@ async def run(ctx: AuditContext) -> None:
     echoed = (ctx.options.helo_name, ctx.server_name, UNKNOWN_COMMAND)
     parts = []
     for where, text, _full in sources:
-        found = leaks(_scrub(text, echoed))
+        found = leaks(scrub(text, echoed))
         if found:
             names = ", ".join(f"{label} ({matched!r})" for label, matched in found)
             parts.append(f"{where}: {names}")
