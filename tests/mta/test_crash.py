@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.fixtures import procs
 from tests.mta.test_e2e_relay import NO_TLS, queue_count, wait
 
 CLIENTS = 4
@@ -87,10 +88,9 @@ def _qmgr_child(mta) -> int:
     uid = pwd.getpwnam("hardener").pw_uid
     main = mta.pids()[0]
     for pid in mta.pids()[1:]:
-        status = open(f"/proc/{pid}/status").read()
-        uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()
-        comm = open(f"/proc/{pid}/comm").read().strip()   # pickup and cleanup: mail owner too
-        if int(uids[1]) == uid and pid != main and comm == "qmgr":
+        real_uid = int(procs.status(pid)["Uid"].split()[0])
+        comm = procs.comm(pid)   # pickup and cleanup: mail owner too
+        if real_uid == uid and pid != main and comm == "qmgr":
             return pid
     raise AssertionError("no qmgr child process")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import procs
 from tests.fixtures.mta import SmtpClient
 
 
@@ -20,23 +21,17 @@ def hardener(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
 
 
 def uid_of(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[2])   # effective uid
-    raise AssertionError("no Uid line")
+    return int(procs.status(pid)["Uid"].split()[1])   # effective uid
 
 
 def child_named(master: int, comm: str) -> int:
     """The master's child process named `comm` (the master names them as Postfix's programs)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                name = (entry / "comm").read_text().strip()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == master and name == comm:
-                return int(entry.name)
+    for pid in procs.children(master):
+        try:
+            if procs.comm(pid) == comm:
+                return pid
+        except OSError:
+            continue
     raise AssertionError(f"no {comm} child of {master}")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import procs
 from tests.fixtures.mta import DEFAULT_MASTER_CF, MAIL_OWNER
 from tests.fixtures.unprivileged import skip_unless_nobody_can_run
 
@@ -53,8 +54,7 @@ def sendmail(config: Path, args: list[str], message: bytes,
 def status_ids(pid: int) -> dict[str, list[int]]:
     """Uid, Gid (real, effective, saved, fs), CapEff and NoNewPrivs from /proc/PID/status."""
     out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
+    for key, value in procs.status(pid).items():
         if key in ("Uid", "Gid"):
             out[key] = [int(v) for v in value.split()]
         elif key in ("CapEff", "NoNewPrivs"):
@@ -86,10 +86,10 @@ def test_a_user_submits_and_the_mail_is_delivered(mta_factory, smtp_sink_factory
     pid = int(found.group(1))
     owner = pwd.getpwnam(MAIL_OWNER)
     ids = status_ids(pid)
-    assert Path(f"/proc/{pid}/comm").read_text().strip() == "pickup"
+    assert procs.comm(pid) == "pickup"
     assert ids["Uid"] == [owner.pw_uid] * 4 and ids["Gid"] == [owner.pw_gid] * 4, ids
     assert ids["CapEff"] == [0] and ids["NoNewPrivs"] == [1], ids
-    root = os.readlink(f"/proc/{pid}/root")
+    root = procs.root(pid)
     assert root == (str(mta.queue_dir) if chroot == "y" else "/"), root
     # maildrop/ is the mail owner's alone; the socket is root's, in root's public/
     st = os.stat(mta.queue_dir / "maildrop")

@@ -13,9 +13,9 @@ import stat
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from hardener.mta.pickup import new_maildrop_name, write_maildrop_header
+from tests.fixtures import procs
 from tests.fixtures.mta import MtaInstance, SmtpClient
 
 
@@ -33,15 +33,7 @@ def session(mta: MtaInstance, helo: str) -> None:
 
 def log_files_held(pid: int) -> set[str]:
     """The log files process `pid` holds open (paths as the kernel reports them now)."""
-    held = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if "maillog" in target:
-            held.add(target)
-    return held
+    return {target for target in procs.fd_targets(pid) if "maillog" in target}
 
 
 def wait_until(predicate, timeout: float = 20.0) -> bool:

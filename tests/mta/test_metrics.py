@@ -25,6 +25,7 @@ from hardener.errors import ConfigError
 from hardener.mta import metrics
 from hardener.mta.master import metrics_endpoint as me
 from hardener.postfix.maincf import load_main_cf
+from tests.fixtures import procs
 
 CONN = "hardener_smtpd_connections_total|service=smtp"
 RELAY = "hardener_smtpd_rejects_total|reason=relay_denied"
@@ -386,30 +387,6 @@ def _send(client, sender: str, rcpts: list[str]) -> int:
     return client.cmd(b"Subject: metrics\r\n\r\nhello\r\n.")[0]
 
 
-def _status(pid: int) -> dict[str, str]:
-    return dict(line.split(":\t", 1) for line in
-                Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line)
-
-
-def _listening_ports(pid: int) -> set[int]:
-    """TCP ports of the listening sockets process `pid` holds (read from /proc)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            f = line.split()
-            if f[3] == "0A" and f[9] in inodes:   # state LISTEN
-                ports.add(int(f[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
 def test_scrape_after_real_sessions_matches_the_log(mta_factory, smtp_sink_factory, loopback):
     from tests.fixtures.mta import SmtpClient
     from tests.fixtures.net import free_port
@@ -466,14 +443,14 @@ def test_scrape_after_real_sessions_matches_the_log(mta_factory, smtp_sink_facto
 
     # the endpoint child: the mail owner, no capabilities, NoNewPrivs, the queue as its root;
     # it holds no SMTP listener, and no other process holds its socket
-    [child] = [p for p in mta.pids() if metrics_port in _listening_ports(p)]
-    assert os.readlink(f"/proc/{child}/root") == str(mta.queue_dir.resolve())
-    status = _status(child)
+    [child] = [p for p in mta.pids() if metrics_port in procs.listening_ports(p)]
+    assert procs.root(child) == str(mta.queue_dir.resolve())
+    status = procs.status(child)
     uid = pwd.getpwnam("hardener").pw_uid
     assert status["Uid"].split() == [str(uid)] * 4
     assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0
     assert status["NoNewPrivs"].strip() == "1"
-    assert _listening_ports(child) == {metrics_port}
+    assert procs.listening_ports(child) == {metrics_port}
 
     # counts survive a restart: the old processes' files are merged, the new ones add to them
     mta.stop()

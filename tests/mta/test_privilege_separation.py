@@ -5,65 +5,27 @@ socket (issue 8, item 1; hardener/mta/master/privileges.py)."""
 
 from __future__ import annotations
 
-import os
 import pwd
 import time
 from pathlib import Path
 
+from tests.fixtures import procs
 from tests.fixtures.mta import DEFAULT_MASTER_CF, MAIL_OWNER, SmtpClient
+from tests.fixtures.procs import TCP_ESTABLISHED, TCP_LISTEN
 
 # pickup runs as the mail owner too (hardener/mta/master/pickup_process.py): only the master is root
 ROOT_UNTIL_PICKUP_IS_SPLIT: set[str] = set()
-_TCP_ESTABLISHED, _TCP_LISTEN = "01", "0A"
 # as the rendered profiles (templates/postfix/master.cf.j2): smtpd and cleanup chrooted
 JAILED_MASTER_CF = DEFAULT_MASTER_CF.replace("cleanup   unix  n  -  n  -  0  cleanup",
                                              "cleanup   unix  n  -  y  -  0  cleanup")
 assert JAILED_MASTER_CF != DEFAULT_MASTER_CF
 
 
-def _status(pid: int) -> dict[str, str]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return fields
-
-
-def _comm(pid: int) -> str:
-    return Path(f"/proc/{pid}/comm").read_text().strip()
-
-
-def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:["):-1])
-    return inodes
-
-
-def _tcp_states() -> dict[str, str]:
-    """socket inode -> TCP state (hex, as /proc/net/tcp{,6} shows it)."""
-    states = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            states[fields[9]] = fields[3]
-    return states
-
-
 def _processes(mta) -> dict[int, str]:
     """pid -> role (its /proc comm) for the master and its children."""
     pids = mta.pids()
     assert pids, "the daemon is not running"
-    return {pid: _comm(pid) for pid in pids}
+    return {pid: procs.comm(pid) for pid in pids}
 
 
 def _with_open_session(mta):
@@ -78,58 +40,54 @@ def test_one_root_master_without_client_sockets_and_a_jailed_unprivileged_smtpd(
     owner = pwd.getpwnam(MAIL_OWNER)
     with _with_open_session(mta):
         roles = _processes(mta)
-        states = _tcp_states()
+        states = procs.tcp_states()
         master = mta.proc.pid
         assert roles[master] == "master"
         assert sorted(r for r in roles.values() if r != "pickup") == [
             "cleanup", "master", "qmgr", "smtpd"]
 
-        root = [pid for pid in roles if _status(pid)["Uid"].split()[:3] != ["0"] * 3
-                and "0" in _status(pid)["Uid"].split()[:3]]
+        root = [pid for pid in roles if procs.status(pid)["Uid"].split()[:3] != ["0"] * 3
+                and "0" in procs.status(pid)["Uid"].split()[:3]]
         assert root == [], f"half-dropped processes: {root}"
-        uid0 = [pid for pid, role in roles.items() if _status(pid)["Uid"].split()[0] == "0"
+        uid0 = [pid for pid, role in roles.items() if procs.status(pid)["Uid"].split()[0] == "0"
                 and role not in ROOT_UNTIL_PICKUP_IS_SPLIT]
         assert uid0 == [master]
 
-        master_sockets = _socket_inodes(master)
-        assert any(states.get(i) == _TCP_LISTEN for i in master_sockets)  # it bound port 25
-        assert not any(states.get(i) == _TCP_ESTABLISHED for i in master_sockets)
+        master_sockets = procs.socket_inodes(master)
+        assert any(states.get(i) == TCP_LISTEN for i in master_sockets)  # it bound port 25
+        assert not any(states.get(i) == TCP_ESTABLISHED for i in master_sockets)
 
         for pid, role in roles.items():
-            status = _status(pid)
+            status = procs.status(pid)
             if role == "smtpd":   # reads client input
                 assert status["Uid"].split() == [str(owner.pw_uid)] * 4
                 assert status["Gid"].split() == [str(owner.pw_gid)] * 4
                 assert status["Groups"] == ""
                 assert status["CapEff"] == status["CapPrm"] == "0" * 16
                 assert status["NoNewPrivs"] == "1"
-                assert os.readlink(f"/proc/{pid}/root") == str(mta.queue_dir)
+                assert procs.root(pid) == str(mta.queue_dir)
                 # the open session is served here
-                assert any(states.get(i) == _TCP_ESTABLISHED for i in _socket_inodes(pid))
+                assert any(states.get(i) == TCP_ESTABLISHED for i in procs.socket_inodes(pid))
             if role == "cleanup":   # reads what smtpd sends
                 assert status["Uid"].split() == [str(owner.pw_uid)] * 4
                 assert status["Groups"] == ""
                 assert status["CapEff"] == status["CapPrm"] == "0" * 16
                 assert status["NoNewPrivs"] == "1"
-                assert os.readlink(f"/proc/{pid}/root") == str(mta.queue_dir)
-                assert not any(states.get(i) in (_TCP_LISTEN, _TCP_ESTABLISHED)
-                               for i in _socket_inodes(pid))
+                assert procs.root(pid) == str(mta.queue_dir)
+                assert not any(states.get(i) in (TCP_LISTEN, TCP_ESTABLISHED)
+                               for i in procs.socket_inodes(pid))
             if role == "qmgr":
                 assert status["Uid"].split() == [str(owner.pw_uid)] * 4
                 assert status["CapEff"] == "0" * 16 and status["NoNewPrivs"] == "1"
-                assert not any(states.get(i) == _TCP_LISTEN for i in _socket_inodes(pid))
+                assert not any(states.get(i) == TCP_LISTEN for i in procs.socket_inodes(pid))
 
 
 def _queue_files_open(pid: int, queue_dir: Path) -> list[str]:
     """Files under the queue directory `pid` holds open (paths as the jailed process sees them
     are relative to its root, which /proc/PID/fd resolves: both spellings are checked)."""
     found = []
-    root = os.readlink(f"/proc/{pid}/root")
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
+    root = procs.root(pid)
+    for target in procs.fd_targets(pid):
         if not target.startswith("/"):
             continue
         for full in {target, root.rstrip("/") + target}:
@@ -175,9 +133,9 @@ def test_smtpd_without_chroot_is_still_unprivileged(mta_factory):
     with _with_open_session(mta):
         smtpd = [pid for pid, role in _processes(mta).items() if role == "smtpd"]
         assert len(smtpd) == 1
-        status = _status(smtpd[0])
+        status = procs.status(smtpd[0])
         assert status["Uid"].split()[0] != "0" and status["NoNewPrivs"] == "1"
-        assert os.readlink(f"/proc/{smtpd[0]}/root") == "/"
+        assert procs.root(smtpd[0]) == "/"
     assert "chroot is not done" not in mta.log_text()
 
 

@@ -7,7 +7,6 @@ port, gives it its own queue and log, and turns chroot off (a temp queue has no 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import socket
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import procs
 from tests.fixtures.postfix import BASE_DIR, _alternate_dirs, prepare_config_dir
 from tests.render.helpers import PROFILES, render
 
@@ -177,11 +177,11 @@ def test_rendered_master_cf_runs_chrooted(postfix_factory, loopback, tmp_path: P
     _assert_clean_log(instance.maillog_text())
     # the smtpd that served the sessions is still idle-waiting: its root is the queue directory
     roots = []
-    for proc in Path("/proc").iterdir():
+    for pid in procs.all_pids():
         try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            argv = procs.cmdline(pid)
             if argv[0].endswith(b"smtpd") and f"{address}:{port}".encode() in argv:
-                roots.append(os.readlink(proc / "root"))
+                roots.append(procs.root(pid))
         except OSError:
             continue
     assert roots and all(r == str(instance.queue_dir) for r in roots), roots
