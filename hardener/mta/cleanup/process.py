@@ -26,7 +26,7 @@ from hardener.mta.cleanup.server import ChannelServer
 from hardener.mta.cleanup.service import Cleanup, CleanupSettings
 from hardener.mta.master import maillog_reopen
 from hardener.mta.master.config_channel import read_latest
-from hardener.mta.master.privileges import drop_privileges, set_parent_death_signal
+from hardener.mta.master.supervisor import run_child
 from hardener.mta.queue.layout import QueueLayout
 
 log = maillog.get_logger("cleanup")
@@ -49,30 +49,14 @@ class CleanupJob:
 
 def run(job: CleanupJob) -> int:
     """Body of the cleanup process (after the fork, still root): jail, then serve until SIGTERM."""
-    set_parent_death_signal()
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    for fd in job.close_fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    maillog_reopen.keep_only(LOG_CHANNEL)
-    jail = job.queue_directory if job.chroot else None
-    jailed = drop_privileges(job.mail_owner, chroot=jail) and jail is not None
-    layout = QueueLayout("/" if jailed else job.queue_directory)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(_serve(job, layout))
-    finally:
-        loop.close()
-    return 0
+    return run_child(lambda jailed: _serve(job, jailed), user=job.mail_owner,
+                     chroot=job.queue_directory if job.chroot else None,
+                     close_fds=job.close_fds, log_channel=LOG_CHANNEL)
 
 
-async def _serve(job: CleanupJob, layout: QueueLayout) -> None:
+async def _serve(job: CleanupJob, jailed: bool) -> None:
     loop = asyncio.get_running_loop()
+    layout = QueueLayout("/" if jailed else job.queue_directory)
     waker = _Waker(job.wake_fd)
     cleanup = Cleanup(layout, job.settings, on_commit=waker.wake)
     servers = [ChannelServer(name, sock, cleanup, job.settings.recipient_limit,

@@ -4,7 +4,8 @@ A `ChildService` runs `child_main()` in a forked process (the master's own code 
 child: it leaves with os._exit). `run()` watches it and restarts it when it dies while the daemon
 runs; a child that keeps dying soon after its start is restarted after a doubling delay (1 s up to
 60 s, `restart_delay`), as Postfix's master throttles a broken service instead of forking it in a
-tight loop. `stop()` sends SIGTERM and waits (SIGKILL after the grace period).
+tight loop. `stop()` sends SIGTERM and waits (SIGKILL after the grace period). `run_child()` is the common body
+of a child that drops its privileges and serves from an event loop of its own (smtpd, cleanup).
 
 SECURITY: runs in the root master; it reads nothing from its children but their exit status.
 """
@@ -15,10 +16,13 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
 
 from hardener.mta import maillog
-from hardener.mta.master.privileges import set_process_name
+from hardener.mta.master import maillog_reopen
+from hardener.mta.master.privileges import (drop_privileges, set_parent_death_signal,
+                                            set_process_name)
 
 log = maillog.get_logger("master")
 
@@ -39,6 +43,36 @@ def reset_after_fork() -> None:
     sink = getattr(maillog, "_sink", None)
     if sink is not None and hasattr(sink, "_flush_pending"):
         sink._flush_pending = False
+
+
+def run_child(main: Callable[[bool], Coroutine[Any, Any, None]], *, user: str,
+              chroot: str | None, close_fds: Iterable[int], log_channel: str,
+              pre_jail: Callable[[], None] | None = None,
+              post_jail: Callable[[], None] | None = None) -> int:
+    """Body of a child of the master after the fork (still root): SIGTERM when the master dies,
+    SIGHUP and SIGINT ignored until `main` handles them, the master's `close_fds` closed, only its
+    own maillog_reopen channel `log_channel` kept; then drop to `user` (chrooted into `chroot`
+    when given; hooks as drop_privileges) and run `main(jailed)` in a fresh event loop. Returns 0.
+    """
+    set_parent_death_signal()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)    # until the loop handles it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for fd in close_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    maillog_reopen.keep_only(log_channel)
+    jailed = drop_privileges(user, chroot=chroot, pre_jail=pre_jail,
+                             post_jail=post_jail) and chroot is not None
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main(jailed))
+    finally:
+        loop.close()
+    return 0
 
 
 class ChildService:

@@ -26,7 +26,6 @@ its config socket and its cleanup channel; opens no file after the jail closes.
 from __future__ import annotations
 
 import asyncio
-import os
 import pwd
 import signal
 import socket
@@ -37,7 +36,7 @@ from hardener.mta import maillog
 from hardener.mta.cleanup.client import CleanupClient
 from hardener.mta.config.settings import Listener
 from hardener.mta.master import config_channel, maillog_reopen
-from hardener.mta.master.privileges import drop_privileges, set_parent_death_signal
+from hardener.mta.master.supervisor import run_child
 from hardener.mta.smtpd.anvil import Anvil
 from hardener.mta.smtpd.commands import fsspace
 from hardener.mta.smtpd.context import SmtpdContext
@@ -95,38 +94,21 @@ def run(job: SmtpdJob, *, post_jail: Callable[[], None] | None = None) -> int:
     `post_jail` runs inside the jail, after the drop, before anything is served: the master passes
     none; tests/mta/test_jail.py passes a probe that tries to break out (a seam, not a setting).
     """
-    set_parent_death_signal()
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)    # until the loop handles it
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    for fd in job.close_fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    maillog_reopen.keep_only(job.log_channel)
     settings = job.ctx.settings
     jail = str(settings.queue_directory) if any(l.chroot for l, _ in job.sockets) else None
-    snapshot_passwd(job.ctx.recipients)
-    jailed = drop_privileges(settings.mail_owner, chroot=jail,
-                             post_jail=post_jail) and jail is not None
-    if jailed:
-        job.ctx.fsspace = lambda _path: fsspace("/")
-    cleanup = CleanupClient(job.cleanup_sock)
-    job.ctx.cleanup = cleanup
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(_serve(job, cleanup))
-    finally:
-        loop.close()
-    return 0
+    return run_child(lambda jailed: _serve(job, jailed), user=settings.mail_owner, chroot=jail,
+                     close_fds=job.close_fds, log_channel=job.log_channel,
+                     pre_jail=lambda: snapshot_passwd(job.ctx.recipients), post_jail=post_jail)
 
 
-async def _serve(job: SmtpdJob, cleanup: CleanupClient) -> None:
+async def _serve(job: SmtpdJob, jailed: bool) -> None:
     loop = asyncio.get_running_loop()
-    cleanup.start(loop)
     ctx = job.ctx
+    if jailed:
+        ctx.fsspace = lambda _path: fsspace("/")
+    cleanup = CleanupClient(job.cleanup_sock)
+    ctx.cleanup = cleanup
+    cleanup.start(loop)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: _reload(job))
