@@ -35,6 +35,7 @@ import os
 import signal
 import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from hardener.errors import ConfigError
@@ -68,7 +69,6 @@ from hardener.mta.smtpd.context import SmtpdContext
 from hardener.mta.smtpd.process import (
     SmtpdJob,
     channel_name,
-    send_config,
     snapshot_passwd,
 )
 from hardener.mta.smtpd.process import run as run_smtpd
@@ -321,6 +321,7 @@ class _Master:
             + [s.fileno() for _, s in self.config_socks.values()])
         self.cleanup = ChildService("cleanup", lambda: run_cleanup(self.cleanup_job))
         self.qmgr = None
+        self.helper_pid = 0   # the pickup process, for the reload's SIGHUP
 
     def channel_fds(self) -> list[int]:
         """Every descriptor the master keeps for smtpd, cleanup and qmgr (a child that is none
@@ -328,7 +329,6 @@ class _Master:
         return [s.fileno() for pair in (*self.config_socks.values(), *self.channels.values(),
                                          self.cleanup_config) for s in pair] \
             + [self.wake_r, self.wake_w]
-        self.helper_pid = 0
 
     def qmgr_child_setup(self) -> None:
         """In the qmgr child, before it builds the queue manager: no listening socket, no
@@ -362,9 +362,6 @@ class _Master:
         """SIGHUP: reopen maillog_file (as `postfix reload` does), re-read main.cf; a broken one
         is refused with one warning and the running one keeps serving. The smtpd processes get
         the new settings for new sessions; every child reopens its log."""
-        from dataclasses import replace
-
-
         maillog_reopen.reopen_log("master")
         payload = None
         try:
@@ -390,7 +387,7 @@ class _Master:
             self.ctx.anvil = fresh.anvil
         for child in self.smtpd:
             child.signal(signal.SIGHUP)
-            send_config(self.config_socks[child.name.split(" ", 1)[1]][0], payload)
+            config_channel.send(self.config_socks[child.name.split(" ", 1)[1]][0], payload)
         if payload is not None:   # a restarted cleanup starts from the new settings too
             self.cleanup_job.settings = CleanupSettings.from_settings(settings)
         self.cleanup.signal(signal.SIGHUP)

@@ -79,13 +79,6 @@ def snapshot_passwd(recipients: LocalRecipients) -> None:
         recipients.use_passwd = False
 
 
-# -- master side ---------------------------------------------------------------------------------
-
-def send_config(sock: socket.socket, payload: object) -> None:
-    """Master: send one reload payload (after the SIGHUP); bounded wait."""
-    config_channel.send(sock, payload)
-
-
 # -- child side ----------------------------------------------------------------------------------
 
 def run(job: SmtpdJob, *, post_jail: Callable[[], None] | None = None) -> int:
