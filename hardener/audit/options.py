@@ -3,8 +3,9 @@ list of targets (arguments, --targets-file, --mx domains).
 
 Every bad value is an InputError naming the flag (exit 2, nothing probed). A --mx domain whose DNS
 lookup fails is not bad input: it becomes an Unresolved entry of the plan, reported as an
-incomplete target (exit 3) while every other target is audited. The CLI, `scan` and `provision`
-all build their audits through build_options() and plan_targets().
+incomplete target (exit 3) while every other target is audited. The CLI builds its audits
+through build_options() and plan_targets() (collect_targets()); the planned `scan` and `provision`
+are to use them too.
 """
 
 from __future__ import annotations
