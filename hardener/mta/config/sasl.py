@@ -25,7 +25,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from hardener.errors import ConfigError
+from hardener.mta.config.params import conf_int, param_error
 from hardener.postfix.maincf import MainCf
 
 MECHANISMS = ("PLAIN", "LOGIN")          # what hardener's smtpd implements, in EHLO order
@@ -58,17 +58,11 @@ class SaslSettings:
         return self.tls_mechanisms if tls else self.mechanisms
 
 
-def _error(main: MainCf, name: str, message: str) -> ConfigError:
-    loc = main.location(name)
-    return ConfigError(message, file=loc.file if loc else main.filename,
-                       line=loc.line if loc else None, field=name)
-
-
 def _allowed(main: MainCf, name: str) -> tuple[str, ...]:
     options = {o.lower() for o in main.get_list(name)}
     unknown = sorted(options - SECURITY_OPTIONS)
     if unknown:
-        raise _error(main, name, f"unknown SASL security option {unknown[0]!r}")
+        raise param_error(main, name, f"unknown SASL security option {unknown[0]!r}")
     if options & _EXCLUDE_PLAINTEXT:
         return ()
     return MECHANISMS
@@ -83,8 +77,8 @@ def _filter(main: MainCf, mechanisms: tuple[str, ...]) -> tuple[str, ...]:
         word = item[1:] if negated else item
         low = word.lower()
         if ":" in word and low not in ("static:rest", "static:all"):
-            raise _error(main, name, f"table {word!r} is not supported here (use names, "
-                                     "!names and static:rest)")
+            raise param_error(main, name, f"table {word!r} is not supported here (use names, "
+                              "!names and static:rest)")
         rules.append((low, not negated))
     if not rules:
         return mechanisms
@@ -105,8 +99,8 @@ def _networks(main: MainCf, name: str) -> tuple:
         try:
             nets.append(ipaddress.ip_network(text, strict=False))
         except ValueError:
-            raise _error(main, name, f"malformed network {item!r} (only addresses and "
-                                     "networks here)") from None
+            raise param_error(main, name, f"malformed network {item!r} (only addresses and "
+                              "networks here)") from None
     return tuple(nets)
 
 
@@ -117,19 +111,16 @@ def passwd_file(main: MainCf) -> Path:
     else:
         value = str(Path(main.get("config_directory") or "/etc/postfix") / "sasl_passwd")
     if not value.startswith("/"):
-        raise _error(main, PASSWD_FILE_PARAMETER, f"must be an absolute path, not {value!r}")
+        raise param_error(main, PASSWD_FILE_PARAMETER, f"must be an absolute path, not {value!r}")
     return Path(value)
 
 
 def sasl_settings(main: MainCf) -> SaslSettings:
     """The SASL settings of this main.cf view (ConfigError naming file, line and parameter)."""
     if main.get_bool("smtpd_sasl_authenticated_header"):
-        raise _error(main, "smtpd_sasl_authenticated_header",
-                     "yes is not supported (hardener's Received: header never names the user)")
-    limit = main.get_int("smtpd_sasl_response_limit")
-    if not 1 <= limit <= MAX_RESPONSE_LIMIT:
-        raise _error(main, "smtpd_sasl_response_limit",
-                     f"must be between 1 and {MAX_RESPONSE_LIMIT}, not {limit}")
+        raise param_error(main, "smtpd_sasl_authenticated_header",
+                          "yes is not supported (hardener's Received: header never names the user)")
+    limit = conf_int(main, "smtpd_sasl_response_limit", 1, MAX_RESPONSE_LIMIT)
     return SaslSettings(
         enabled=main.get_bool("smtpd_sasl_auth_enable"),
         tls_only=main.get_bool("smtpd_tls_auth_only"),
@@ -149,7 +140,7 @@ def tls_level(main: MainCf) -> str:
     level = main.get("smtpd_tls_security_level").strip().lower()
     if level:
         if level not in ("none", "may", "encrypt"):
-            raise _error(main, "smtpd_tls_security_level", f"unknown value {level!r}")
+            raise param_error(main, "smtpd_tls_security_level", f"unknown value {level!r}")
         return level
     if main.get_bool("smtpd_enforce_tls"):
         return "encrypt"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hardener.errors import ConfigError
+from hardener.mta.config.params import conf_int, conf_time, param_error
 from hardener.mta.config.sasl import SaslSettings, sasl_settings, tls_level
 from hardener.postfix import tables
 from hardener.postfix.defaults import protocol_families
@@ -152,12 +153,6 @@ class MtaSettings:
         return (loc.file, loc.line) if loc else (self.main.filename, None)
 
 
-def _error(main: MainCf, name: str, message: str) -> ConfigError:
-    loc = main.location(name)
-    return ConfigError(message, file=loc.file if loc else main.filename,
-                       line=loc.line if loc else None, field=name)
-
-
 def _mynetworks(main: MainCf) -> list[Any]:
     """mynetworks through the project parser: networks, or (network, True) for a !negated entry."""
 
@@ -174,38 +169,18 @@ def _networks(main: MainCf, name: str) -> list[Any]:
     for item in main.get_list(name):
         text = item
         if text.startswith("!"):
-            raise _error(main, name, f"negated entry {item!r} is not supported")
+            raise param_error(main, name, f"negated entry {item!r} is not supported")
         if ":" in text and text.startswith("["):
             text = text.replace("[", "").replace("]", "")
         if "/" in text and not text.split("/")[0]:
-            raise _error(main, name, f"malformed network {item!r}")
+            raise param_error(main, name, f"malformed network {item!r}")
         if text.startswith("/") or ":" in text.split("/")[0] and text.count(":") == 1:
-            raise _error(main, name, f"table {item!r} is not supported in {name}")
+            raise param_error(main, name, f"table {item!r} is not supported in {name}")
         try:
             nets.append(ipaddress.ip_network(text, strict=False))
         except ValueError:
-            raise _error(main, name, f"malformed network {item!r}") from None
+            raise param_error(main, name, f"malformed network {item!r}") from None
     return nets
-
-
-def _bounded(main: MainCf, name: str, value: int, minimum: int, maximum: int | None) -> int:
-    if value < minimum:
-        raise _error(main, name, f"must be at least {minimum}, not {value}")
-    if maximum is not None and value > maximum:
-        raise _error(main, name, f"must be at most {maximum}, not {value}")
-    return value
-
-
-def conf_int(main: MainCf, name: str, minimum: int = 0, maximum: int | None = None) -> int:
-    """An integer parameter within [minimum, maximum] (Postfix's get_mail_conf_int(name, default,
-    min, max): the default comes from the parser); ConfigError naming file, line and value."""
-    return _bounded(main, name, main.get_int(name), minimum, maximum)
-
-
-def conf_time(main: MainCf, name: str, minimum: int = 0, maximum: int | None = None) -> int:
-    """A time parameter in seconds within [minimum, maximum] (get_mail_conf_time)."""
-    return _bounded(main, name, main.get_time(name), minimum, maximum)
-
 
 
 def session_limits(main: MainCf) -> SessionLimits:
@@ -252,13 +227,13 @@ def _listen_addresses(main: MainCf, families: tuple[int, ...]) -> tuple[list[str
             try:
                 ip = ipaddress.ip_address(socket.gethostbyname(addr))
             except (OSError, ValueError):
-                raise _error(main, "inet_interfaces", f"cannot resolve {item!r}") from None
+                raise param_error(main, "inet_interfaces", f"cannot resolve {item!r}") from None
         if str(ip) not in local:
-            raise _error(main, "inet_interfaces",
-                         f"address {ip} is not configured on any interface")
+            raise param_error(main, "inet_interfaces",
+                              f"address {ip} is not configured on any interface")
         wanted.append(str(ip))
     if not wanted:
-        raise _error(main, "inet_interfaces", "no listen address")
+        raise param_error(main, "inet_interfaces", "no listen address")
     return wanted, local
 
 
@@ -307,16 +282,16 @@ def _restrictions(main: MainCf) -> dict[str, list[str]]:
         items = [i.lower() for i in main.get_list(name)]
         for item in items:
             if item not in KNOWN_RESTRICTIONS:
-                raise _error(main, name, f"unknown or unsupported restriction {item!r}")
+                raise param_error(main, name, f"unknown or unsupported restriction {item!r}")
         lists[name] = items
     if main.compatibility_level == "0" and not main.is_set("smtpd_relay_restrictions"):
         lists["smtpd_relay_restrictions"] = []
     if not any(r in ("reject_unauth_destination", "defer_unauth_destination", "reject", "defer")
                for r in lists["smtpd_relay_restrictions"] + lists["smtpd_recipient_restrictions"]):
-        raise _error(main, "smtpd_recipient_restrictions",
-                     "neither smtpd_relay_restrictions nor smtpd_recipient_restrictions has "
-                     "reject_unauth_destination, defer_unauth_destination, reject or defer "
-                     "(an open relay)")
+        raise param_error(main, "smtpd_recipient_restrictions",
+                          "neither smtpd_relay_restrictions nor smtpd_recipient_restrictions has "
+                          "reject_unauth_destination, defer_unauth_destination, reject or defer "
+                          "(an open relay)")
     return lists
 
 
@@ -325,7 +300,7 @@ def _bare_newline(main: MainCf) -> str:
     # hardener never ends DATA on a non-standard end-of-data form: 'no' behaves as normalize.
     mapping = {"no": "normalize", "normalize": "normalize", "yes": "normalize", "reject": "reject"}
     if value not in mapping:
-        raise _error(main, "smtpd_forbid_bare_newline", f"unknown value {value!r}")
+        raise param_error(main, "smtpd_forbid_bare_newline", f"unknown value {value!r}")
     return mapping[value]
 
 
@@ -342,10 +317,11 @@ def _banner(main: MainCf) -> str:
     raw = main.raw("smtpd_banner") or ""
     banner = main.get("smtpd_banner")
     if not banner.strip():
-        raise _error(main, "smtpd_banner", "empty banner")
+        raise param_error(main, "smtpd_banner", "empty banner")
     if "mail_version" in raw or re.search(r"\b\d+\.\d+(\.\d+)?\b", banner.replace(
             main.get("myhostname"), "")):
-        raise _error(main, "smtpd_banner", f"the banner would disclose a version: {banner!r}")
+        raise param_error(main, "smtpd_banner",
+                          f"the banner would disclose a version: {banner!r}")
     return banner
 
 
@@ -357,7 +333,7 @@ def _domains(main: MainCf, name: str) -> list[str]:
             try:
                 table = tables.read_table(item)
             except Exception as exc:  # the parser raises ConfigError/InputError with details
-                raise _error(main, name, f"cannot read table {item!r}: {exc}") from None
+                raise param_error(main, name, f"cannot read table {item!r}: {exc}") from None
             out += [k.lower() for k in (table.keys() if hasattr(table, "keys") else table)]
         else:
             out.append(item.lower().rstrip("."))
@@ -376,16 +352,16 @@ def load_settings(config_dir: str | os.PathLike[str]) -> MtaSettings:
     try:
         families = protocol_families(main.get("inet_protocols"))
     except ValueError as exc:
-        raise _error(main, "inet_protocols", str(exc)) from None
+        raise param_error(main, "inet_protocols", str(exc)) from None
     inet_addrs, local = _listen_addresses(main, families)
     mail_owner = main.get("mail_owner")
     try:
         pwd.getpwnam(mail_owner)
     except KeyError:
-        raise _error(main, "mail_owner", f"no such user {mail_owner!r}") from None
+        raise param_error(main, "mail_owner", f"no such user {mail_owner!r}") from None
     queue_dir = Path(main.get("queue_directory"))
     if not queue_dir.is_absolute():
-        raise _error(main, "queue_directory", "must be an absolute path")
+        raise param_error(main, "queue_directory", "must be an absolute path")
     maillog = main.get("maillog_file")
     warnings: list[str] = []
     settings = MtaSettings(
@@ -505,8 +481,9 @@ def _service_settings(base: MtaSettings) -> dict[str, MtaSettings]:
 
 # ---- BACK section (qmgr, delivery): BACK appends its loaders here ---------------------------
 # A loader takes the MtaSettings, reads what it needs from settings.main / settings.master,
-# validates (raise ConfigError via _error(settings.main, name, message)) and stores its typed view
-# in settings.extra["qmgr"] (or another key).
+# validates (numbers through config/params.py conf_int/conf_time, anything else raises
+# param_error(settings.main, name, message)) and stores its typed view in settings.extra["qmgr"]
+# (or another key).
 _BACK_LOADERS: list[Any] = []
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hardener.errors import ConfigError
+from hardener.mta.config.params import conf_int, conf_time, param_error
 from hardener.mta.delivery.local import LocalSettings
 from hardener.mta.delivery.routing import AGENTS, RoutingSettings
 from hardener.mta.delivery.smtp import TLS_LEVELS, SmtpSettings
@@ -57,38 +58,18 @@ class BackSettings:
     qmgr_process: bool = True
 
 
-def _error(main: Any, name: str, message: str) -> ConfigError:
-    loc = main.location(name)
-    return ConfigError(message, file=loc.file if loc else main.filename,
-                       line=loc.line if loc else None, field=name)
-
-
-def _time(main: Any, name: str, minimum: int = 0) -> int:
-    value = main.get_time(name)
-    if value < minimum:
-        raise _error(main, name, f"must be at least {minimum}s, not {value}s")
-    return value
-
-
-def _int(main: Any, name: str, minimum: int = 0) -> int:
-    value = main.get_int(name)
-    if value < minimum:
-        raise _error(main, name, f"must be at least {minimum}, not {value}")
-    return value
-
-
 def read_map(main: Any, name: str, spec: str) -> dict[str, str]:
     """A key -> value table from main.cf (hardener.postfix.tables reads the source text file)."""
 
     if parse_spec(spec).type not in INDEXED_TYPES:
-        raise _error(main, name, f"unsupported table {spec!r} (use texthash: or hash: with the "
-                                 "source text file)")
+        raise param_error(main, name, f"unsupported table {spec!r} (use texthash: or hash: "
+                          "with the source text file)")
     try:
         return read_table(spec)
     except ConfigError as exc:
         if exc.file:
             raise
-        raise _error(main, name, exc.message) from None
+        raise param_error(main, name, exc.message) from None
 
 
 def _services(master: Any) -> dict[str, str]:
@@ -116,10 +97,10 @@ def _tls_level(main: Any) -> str:
         else:
             level = "none"
     if level not in TLS_LEVELS:
-        raise _error(main, "smtp_tls_security_level", f"unknown TLS security level {level!r}")
+        raise param_error(main, "smtp_tls_security_level", f"unknown TLS security level {level!r}")
     if level not in _SUPPORTED_TLS:
-        raise _error(main, "smtp_tls_security_level", f"level {level!r} is not supported by "
-                                                       "hardener's smtp client")
+        raise param_error(main, "smtp_tls_security_level",
+                          f"level {level!r} is not supported by hardener's smtp client")
     return level
 
 
@@ -131,7 +112,7 @@ def _aliases(main: Any) -> dict[str, list[str]]:
         if parsed.type in ("nis", "nisplus", "netinfo"):
             continue  # not available on this host, as Postfix's default nis:mail.aliases
         if parsed.type not in INDEXED_TYPES:
-            raise _error(main, "alias_maps", f"unsupported alias table {spec!r}")
+            raise param_error(main, "alias_maps", f"unsupported alias table {spec!r}")
         if not Path(parsed.name).exists():
             continue
         for name, targets in read_aliases(parsed.name).items():
@@ -142,29 +123,29 @@ def _aliases(main: Any) -> dict[str, list[str]]:
 def load_back_settings(settings: Any) -> None:
     """Read and validate the back half's parameters; stores BackSettings in settings.extra."""
     main = settings.main
-    minimal = _time(main, "minimal_backoff_time", 1)
-    maximal = _time(main, "maximal_backoff_time", 1)
+    minimal = conf_time(main, "minimal_backoff_time", 1)
+    maximal = conf_time(main, "maximal_backoff_time", 1)
     if maximal < minimal:
-        raise _error(main, "maximal_backoff_time",
-                     f"smaller than minimal_backoff_time ({maximal}s < {minimal}s)")
+        raise param_error(main, "maximal_backoff_time",
+                          f"smaller than minimal_backoff_time ({maximal}s < {minimal}s)")
     retry = RetryPolicy(minimal_backoff_time=minimal, maximal_backoff_time=maximal,
-                        queue_run_delay=_time(main, "queue_run_delay", 1),
-                        maximal_queue_lifetime=_time(main, "maximal_queue_lifetime"),
-                        bounce_queue_lifetime=_time(main, "bounce_queue_lifetime"))
+                        queue_run_delay=conf_time(main, "queue_run_delay", 1),
+                        maximal_queue_lifetime=conf_time(main, "maximal_queue_lifetime"),
+                        bounce_queue_lifetime=conf_time(main, "bounce_queue_lifetime"))
     services = _services(settings.master)
-    default_limit = _int(main, "default_destination_concurrency_limit", 1)
+    default_limit = conf_int(main, "default_destination_concurrency_limit", 1)
     per_transport = {}
     for name in services:
         param = f"{name}_destination_concurrency_limit"
         if main.is_set(param):
-            per_transport[name] = _int(main, param, 1)
-    per_transport.setdefault("local", _int(main, "local_destination_concurrency_limit", 1))
-    qmgr = QmgrSettings(retry=retry, active_limit=_int(main, "qmgr_message_active_limit", 1),
+            per_transport[name] = conf_int(main, param, 1)
+    per_transport.setdefault("local", conf_int(main, "local_destination_concurrency_limit", 1))
+    qmgr = QmgrSettings(retry=retry, active_limit=conf_int(main, "qmgr_message_active_limit", 1),
                         destination_concurrency=default_limit,
-                        initial_concurrency=_int(main, "initial_destination_concurrency", 1),
+                        initial_concurrency=conf_int(main, "initial_destination_concurrency", 1),
                         transport_concurrency=per_transport,
-                        destination_recipient_limit=_int(main, "smtp_destination_recipient_limit",
-                                                         1))
+                        destination_recipient_limit=conf_int(
+                            main, "smtp_destination_recipient_limit", 1))
     transport_map: dict[str, str] = {}
     for spec in main.get_list("transport_maps"):
         for key, value in read_map(main, "transport_maps", spec).items():
@@ -177,29 +158,29 @@ def load_back_settings(settings: Any) -> None:
     for name in ("default_transport", "relay_transport", "local_transport"):
         transport = main.get(name).partition(":")[0]
         if transport not in services:
-            raise _error(main, name, f"transport {transport!r} is not a delivery agent hardener "
-                                     f"has (known: {', '.join(sorted(services))})")
-    timeouts = Timeouts(connect=_time(main, "smtp_connect_timeout", 1),
-                        helo=_time(main, "smtp_helo_timeout", 1),
-                        mail=_time(main, "smtp_mail_timeout", 1),
-                        rcpt=_time(main, "smtp_rcpt_timeout", 1),
-                        data_init=_time(main, "smtp_data_init_timeout", 1),
-                        data_xfer=_time(main, "smtp_data_xfer_timeout", 1),
-                        data_done=_time(main, "smtp_data_done_timeout", 1),
-                        quit=_time(main, "smtp_quit_timeout", 1),
-                        rset=_time(main, "smtp_rset_timeout", 1),
-                        starttls=_time(main, "smtp_starttls_timeout", 1))
+            raise param_error(main, name, f"transport {transport!r} is not a delivery agent "
+                              f"hardener has (known: {', '.join(sorted(services))})")
+    timeouts = Timeouts(connect=conf_time(main, "smtp_connect_timeout", 1),
+                        helo=conf_time(main, "smtp_helo_timeout", 1),
+                        mail=conf_time(main, "smtp_mail_timeout", 1),
+                        rcpt=conf_time(main, "smtp_rcpt_timeout", 1),
+                        data_init=conf_time(main, "smtp_data_init_timeout", 1),
+                        data_xfer=conf_time(main, "smtp_data_xfer_timeout", 1),
+                        data_done=conf_time(main, "smtp_data_done_timeout", 1),
+                        quit=conf_time(main, "smtp_quit_timeout", 1),
+                        rset=conf_time(main, "smtp_rset_timeout", 1),
+                        starttls=conf_time(main, "smtp_starttls_timeout", 1))
     smtp = SmtpSettings(helo_name=main.get("smtp_helo_name") or settings.myhostname,
                         tls_security_level=_tls_level(main),
                         tls_cafile=main.get("smtp_tls_CAfile"),
                         timeouts=timeouts,
-                        cache_time_limit=_time(main, "smtp_connection_cache_time_limit"),
-                        reuse_time_limit=_time(main, "smtp_connection_reuse_time_limit", 1),
+                        cache_time_limit=conf_time(main, "smtp_connection_cache_time_limit"),
+                        reuse_time_limit=conf_time(main, "smtp_connection_reuse_time_limit", 1),
                         bind_address=main.get("smtp_bind_address"))
     if main.is_set("hardener_local_spool"):
         spool = Path(main.get("hardener_local_spool"))
         if not spool.is_absolute():
-            raise _error(main, "hardener_local_spool", "must be an absolute path")
+            raise param_error(main, "hardener_local_spool", "must be an absolute path")
     else:
         spool = Path(settings.queue_directory) / "spool"
     local_domains = list(settings.mydestination)
@@ -210,10 +191,10 @@ def load_back_settings(settings: Any) -> None:
                           myhostname=settings.myhostname)
     interval = 1.0
     if main.is_set("hardener_pickup_interval"):
-        interval = float(_time(main, "hardener_pickup_interval", 1))
+        interval = float(conf_time(main, "hardener_pickup_interval", 1))
     settings.extra["back"] = BackSettings(
         qmgr=qmgr, routing=routing, smtp=smtp, local=local,
-        mx_address_limit=_int(main, "smtp_mx_address_limit", 1),
+        mx_address_limit=conf_int(main, "smtp_mx_address_limit", 1),
         myhostname=settings.myhostname, myorigin=settings.myorigin,
         message_size_limit=settings.message_size_limit, pickup_interval=interval,
         qmgr_process=(main.get_bool("hardener_qmgr_process")

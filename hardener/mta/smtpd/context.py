@@ -21,6 +21,7 @@ from hardener.mta.smtpd.anvil import Anvil
 from hardener.mta.cleanup.service import Cleanup
 from hardener.mta.smtpd.local_recipients import LocalRecipients
 from hardener.mta.smtpd.relay_policy import PolicySettings
+from hardener.mta.config.params import param_error
 from hardener.mta.config.sasl import tls_level
 from hardener.mta.config.settings import MtaSettings
 from hardener.mta.maillog import get_logger
@@ -72,11 +73,8 @@ def check_key_file(path: str, main, name: str) -> None:
     except OSError:
         return
     if st.st_mode & 0o044:
-        loc = main.location(name)
-        raise ConfigError(f"TLS key file {path} is readable by its group or others (mode "
-                          f"{stat.S_IMODE(st.st_mode):04o}): refused, chmod 0600 it",
-                          file=loc.file if loc else main.filename,
-                          line=loc.line if loc else None, field=name)
+        raise param_error(main, name, f"TLS key file {path} is readable by its group or others "
+                          f"(mode {stat.S_IMODE(st.st_mode):04o}): refused, chmod 0600 it")
 
 
 def tls_context_from(settings: MtaSettings) -> ssl.SSLContext | None:
@@ -91,10 +89,8 @@ def tls_context_from(settings: MtaSettings) -> ssl.SSLContext | None:
     key = main.get("smtpd_tls_key_file") or cert
     chain = main.get_list("smtpd_tls_chain_files")
     if not cert and not chain:
-        loc = main.location("smtpd_tls_security_level")
-        raise ConfigError("STARTTLS requested but smtpd_tls_cert_file is not set",
-                          file=loc.file if loc else main.filename, line=loc.line if loc else None,
-                          field="smtpd_tls_security_level")
+        raise param_error(main, "smtpd_tls_security_level",
+                          "STARTTLS requested but smtpd_tls_cert_file is not set")
     for path, name in _key_files(main):
         check_key_file(path, main, name)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -109,10 +105,8 @@ def tls_context_from(settings: MtaSettings) -> ssl.SSLContext | None:
         elif len(chain) == 2:      # the key, then its certificate chain
             ctx.load_cert_chain(chain[1], chain[0])
         else:
-            loc = main.location("smtpd_tls_chain_files")
-            raise ConfigError("more than one key (two files at most: key, then chain) is not "
-                              "supported", file=loc.file if loc else main.filename,
-                              line=loc.line if loc else None, field="smtpd_tls_chain_files")
+            raise param_error(main, "smtpd_tls_chain_files", "more than one key (two files at "
+                              "most: key, then chain) is not supported")
     except (OSError, ssl.SSLError) as exc:
         what = f"{cert} / key {key}" if cert else ", ".join(chain)
         if isinstance(exc, PermissionError) and os.geteuid() != 0:
@@ -120,11 +114,9 @@ def tls_context_from(settings: MtaSettings) -> ssl.SSLContext | None:
             # running daemon keeps the context it built as root
             return None
         if level == "encrypt":
-            loc = main.location("smtpd_tls_security_level")
-            raise ConfigError(f"cannot load TLS certificate {what}: {exc} (mandatory TLS)",
-                              file=loc.file if loc else main.filename,
-                              line=loc.line if loc else None,
-                              field="smtpd_tls_security_level") from None
+            raise param_error(main, "smtpd_tls_security_level",
+                              f"cannot load TLS certificate {what}: {exc} (mandatory TLS)") \
+                from None
         get_logger("smtpd").warning(f"cannot load TLS certificate {what}: {exc}; "
                                     "TLS disabled (no STARTTLS offered)")
         return None
@@ -142,16 +134,13 @@ def _limit_protocols(ctx: ssl.SSLContext, settings: MtaSettings, level: str) -> 
     main = settings.main
     name = "smtpd_tls_mandatory_protocols" if level == "encrypt" else "smtpd_tls_protocols"
     value = main.get(name)
-    loc = main.location(name)
-    where = {"file": loc.file if loc else main.filename, "line": loc.line if loc else None,
-             "field": name}
     try:
         allowed = [_TLS_VERSIONS[p] for p in server_protocols(value) if p in _TLS_VERSIONS]
     except InvalidProtocolList as exc:
-        raise ConfigError(f"invalid TLS protocol list {value!r}: {exc}", **where) from None
+        raise param_error(main, name, f"invalid TLS protocol list {value!r}: {exc}") from None
     if not allowed:
-        raise ConfigError(f"{value!r} leaves no protocol at or above TLSv1.2 (hardener's floor)",
-                          **where)
+        raise param_error(main, name,
+                          f"{value!r} leaves no protocol at or above TLSv1.2 (hardener's floor)")
     ctx.minimum_version, ctx.maximum_version = min(allowed), max(allowed)
 
 
