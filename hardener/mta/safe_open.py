@@ -103,39 +103,36 @@ def open_append(path: str | os.PathLike[str], mode: int = 0o600) -> int:
 
 
 def replace_file(directory: str | os.PathLike[str], name: str, data: bytes, mode: int) -> None:
-    """Write `data` to directory/name atomically: a fresh temporary file (O_EXCL, after unlinking
-    a stale one), fsync, rename over `name` (a symlink at `name` is replaced, not followed).
-    `directory` must belong to this user and be writable by nobody else."""
+    """Write `data` to directory/name atomically (replace_at). `directory` must belong to this
+    user and be writable by nobody else."""
     dfd = open_dir(directory)
     try:
         st = os.fstat(dfd)
         if st.st_uid != os.geteuid() or st.st_mode & 0o022:
             raise _refused(directory, errno.EPERM,
                            "a directory another user owns or can write (refused)")
-        tmp = f"{Path(name).stem}.tmp"
-        try:
-            os.unlink(tmp, dir_fd=dfd)
-        except FileNotFoundError:
-            pass
-        fd = create_exclusive(tmp, mode, dir_fd=dfd)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        os.fsync(dfd)
+        replace_at(dfd, name, data, mode)
     finally:
         os.close(dfd)
 
 
-def read_small(path: str | os.PathLike[str], limit: int = 4096) -> bytes:
-    """At most `limit` bytes of an existing regular file, opened safely (see open_regular)."""
-    fd = open_regular(path)
+def replace_at(dir_fd: int, name: str, data: bytes, mode: int) -> None:
+    """Write `data` to `name` in the directory open at `dir_fd` atomically: a fresh temporary file
+    (O_EXCL, after unlinking a stale one), fsync, rename over `name` (a symlink at `name` is
+    replaced, not followed), fsync the directory. Callers serialise writers of one name."""
+    tmp = f"{Path(name).stem}.tmp"
     try:
-        return os.read(fd, limit)
+        os.unlink(tmp, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    fd = create_exclusive(tmp, mode, dir_fd=dir_fd)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, mode)
+        os.fsync(fd)
     finally:
         os.close(fd)
+    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    os.fsync(dir_fd)

@@ -32,7 +32,6 @@ import asyncio
 import fcntl
 import json
 import os
-import secrets
 import signal
 import socket
 import stat
@@ -50,7 +49,7 @@ from hardener.mta.config.settings import MtaSettings
 from hardener.mta.master.privileges import acting_as, drop_privileges, owner_ids
 from hardener.mta.master.supervisor import ChildService
 from hardener.mta.queue.layout import valid_queue_id
-from hardener.mta.safe_open import UnsafeFileError, open_dir, open_regular
+from hardener.mta.safe_open import UnsafeFileError, open_dir, open_regular, replace_at
 
 log = maillog.get_logger("metrics")
 
@@ -144,18 +143,9 @@ def _load_archive(dir_fd: int) -> tuple[dict[str, int], list[str]]:
 
 
 def _write_archive(dir_fd: int, values: dict[str, int], merged: list[str]) -> None:
-    """archive.json replaced atomically: a fresh O_EXCL temporary, fsync, rename, fsync dir."""
-    temp = f"{ARCHIVE}.{secrets.token_hex(6)}"
+    """archive.json replaced atomically (safe_open.replace_at; compact.lock serialises writers)."""
     data = json.dumps({"values": values, "merged": merged}, sort_keys=True).encode()
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o600, dir_fd=dir_fd)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(temp, ARCHIVE, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    os.fsync(dir_fd)
+    replace_at(dir_fd, ARCHIVE, data, 0o600)
 
 
 def _add(total: dict[str, int], values: dict[str, int]) -> None:
