@@ -46,7 +46,13 @@ from prometheus_client.registry import CollectorRegistry
 from hardener.errors import ConfigError
 from hardener.mta import maillog, metrics
 from hardener.mta.config.settings import MtaSettings
-from hardener.mta.master.privileges import acting_as, drop_privileges, owner_ids
+from hardener.mta.master.privileges import (
+    acting_as,
+    drop_privileges,
+    listening_socket,
+    owner_ids,
+    set_parent_death_signal,
+)
 from hardener.mta.master.supervisor import ChildService
 from hardener.mta.queue.layout import valid_queue_id
 from hardener.mta.safe_open import UnsafeFileError, open_dir, open_regular, replace_at
@@ -392,33 +398,11 @@ async def serve(sock: socket.socket, registry: CollectorRegistry,
 
 def bind(config: metrics.MetricsConfig) -> socket.socket:
     """The endpoint's listening socket; ConfigError naming hardener_metrics_listen on failure."""
-    family = socket.AF_INET6 if ":" in config.address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((config.address, config.port))
-        sock.listen(16)
-        sock.setblocking(False)
+        return listening_socket(config.address, config.port, backlog=16)
     except OSError as exc:
-        sock.close()
         raise ConfigError(f"cannot listen on {config.shown}: {exc.strerror}",
                           field=metrics.PARAMETER) from None
-    return sock
-
-
-class _Prctl:
-    """prctl(2) through a libc handle loaded before the jail (no libc inside the queue directory)."""
-
-    def __init__(self) -> None:
-        import ctypes   # only the endpoint child needs it
-
-        self._libc = ctypes.CDLL("libc.so.6", use_errno=True)
-
-    def parent_death_signal(self) -> None:
-        """SIGTERM when the master dies; set after the drop, which clears it."""
-        self._libc.prctl(1, signal.SIGTERM, 0, 0, 0)   # PR_SET_PDEATHSIG
 
 
 class Endpoint:
@@ -450,10 +434,9 @@ class Endpoint:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         sock = bind(self.config)
-        prctl = _Prctl()
+        set_parent_death_signal()   # SIGTERM when the master dies; the drop arms it again
         # setgroups, setgid, setuid, checked, then PR_SET_NO_NEW_PRIVS (privileges.py)
         drop_privileges(self.settings.mail_owner, chroot=str(self.settings.queue_directory))
-        prctl.parent_death_signal()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(MetricsCollector(open_readable(self.dir_fd), self.queue_fd))
         log.info(f"metrics endpoint on {self.config.shown}")

@@ -39,17 +39,9 @@ def bind_listeners(listeners: Iterable[Listener]) -> list[tuple[Listener, socket
     bound: list[tuple[Listener, socket.socket]] = []
     try:
         for lst in listeners:
-            family = socket.AF_INET6 if ":" in lst.address else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
             try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind((lst.address, lst.port))
-                sock.listen(LISTEN_BACKLOG)
-                sock.setblocking(False)
+                sock = listening_socket(lst.address, lst.port)
             except OSError as exc:
-                sock.close()
                 raise ConfigError(f"cannot listen on {lst.address}:{lst.port}: {exc.strerror}",
                                   file="master.cf", field=lst.service) from None
             bound.append((lst, sock))
@@ -58,6 +50,24 @@ def bind_listeners(listeners: Iterable[Listener]) -> list[tuple[Listener, socket
             sock.close()
         raise
     return bound
+
+
+def listening_socket(address: str, port: int, backlog: int = LISTEN_BACKLOG) -> socket.socket:
+    """A non-blocking TCP socket bound to address:port and listening (IPv6: v6 only); OSError
+    (nothing left open) on failure."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((address, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def owner_ids(user: str) -> tuple[int, int]:
