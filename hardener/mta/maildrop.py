@@ -37,10 +37,9 @@ from typing import BinaryIO
 
 from hardener.errors import HardenerError
 from hardener.mta.config.config_dir import default_config_dir
-from hardener.mta.pickup import (MAX_HEADER, MAX_RECIPIENTS, MaildropError, check_address,
-                                 new_maildrop_name, write_maildrop_header)
+from hardener.mta.pickup import (MAX_HEADER, MAX_RECIPIENTS, MaildropError, MaildropWriteError,
+                                 check_address, new_maildrop_file, write_maildrop_header)
 from hardener.mta.pickup_socket import MAX_REPLY, socket_path
-from hardener.mta.safe_open import create_exclusive, open_dir
 from hardener.postfix.maincf import load_main_cf
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_CANTCREAT, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 73, 75, 78
@@ -252,38 +251,19 @@ def _write_maildrop(conf: QueueSettings, sender: str, recipients: list[str],
         owner = pwd.getpwnam(conf.mail_owner)
     except KeyError:
         raise SubmitError(f"mail_owner: no such user {conf.mail_owner!r}", EX_CONFIG) from None
-    name = new_maildrop_name()
-    tmp = f"t{name}"
     try:
-        dfd = open_dir(maildrop)
-    except OSError as exc:
-        raise SubmitError(f"cannot open {maildrop}: {exc.strerror}", EX_CANTCREAT) from None
-    try:
-        try:
-            fd = create_exclusive(tmp, 0o600, dir_fd=dfd)
-        except OSError as exc:
-            raise SubmitError(f"cannot create a file in {maildrop}: {exc.strerror}",
-                              EX_CANTCREAT) from None
-        try:
-            with os.fdopen(fd, "wb") as out:
-                os.fchown(out.fileno(), owner.pw_uid, owner.pw_gid)
-                out.write(write_maildrop_header(sender, recipients, full_name, uid=os.getuid()))
-                message.seek(0)
-                while chunk := message.read(_CHUNK):
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-            os.fsync(dfd)
-        except BaseException as exc:
-            try:
-                os.unlink(tmp, dir_fd=dfd)
-            except OSError:
-                pass
-            if isinstance(exc, OSError):
-                raise SubmitError(f"cannot write {maildrop / tmp}: {exc.strerror}",
-                                  EX_TEMPFAIL) from None
-            raise
-    finally:
-        os.close(dfd)
+        with new_maildrop_file(maildrop) as (out, name):
+            os.fchown(out.fileno(), owner.pw_uid, owner.pw_gid)
+            out.write(write_maildrop_header(sender, recipients, full_name, uid=os.getuid()))
+            message.seek(0)
+            while chunk := message.read(_CHUNK):
+                out.write(chunk)
+    except MaildropWriteError as exc:
+        why = exc.error.strerror
+        if exc.stage == "open":
+            raise SubmitError(f"cannot open {maildrop}: {why}", EX_CANTCREAT) from None
+        if exc.stage == "create":
+            raise SubmitError(f"cannot create a file in {maildrop}: {why}", EX_CANTCREAT) \
+                from None
+        raise SubmitError(f"cannot write {maildrop / exc.temp}: {why}", EX_TEMPFAIL) from None
     return name

@@ -36,12 +36,16 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 from hardener.mta.address_form import AddressError, internalize, printable_external
 from hardener.mta.maillog import get_logger
 from hardener.mta.queue.file import QueueFileError, decode_value, encode_value
+from hardener.mta.safe_open import create_exclusive, open_dir
 
 log = get_logger("pickup")
 
@@ -86,6 +90,54 @@ def write_maildrop_header(sender: str, recipients: list[str], full_name: str | N
     if uid is not None:
         lines.append(f"uid: {int(uid)}")
     return ("\n".join(lines) + "\n\n").encode("ascii")
+
+
+class MaildropWriteError(Exception):
+    """Writing a maildrop file failed. `stage`: "open" (the directory), "create" (the temporary
+    file) or "write" (writing, fsync or rename); `temp`: the temporary's name; `error`: the
+    OSError."""
+
+    def __init__(self, stage: str, temp: str, error: OSError) -> None:
+        super().__init__(f"{stage} {temp}: {error.strerror or error}")
+        self.stage, self.temp, self.error = stage, temp, error
+
+
+@contextmanager
+def new_maildrop_file(maildrop: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, str]]:
+    """A maildrop file written all-or-nothing: yields (file, name); the caller writes the envelope
+    block (write_maildrop_header) and the message into the file. On a normal exit it is fsynced
+    and renamed from tNAME to NAME (a maildrop id, which pickup picks up only then); on any
+    exception the temporary is removed and the exception re-raised, an OSError as
+    MaildropWriteError. tNAME is created O_EXCL|O_NOFOLLOW, mode 0600, through an O_NOFOLLOW
+    directory fd (safe_open), as root writes it too."""
+    name = new_maildrop_name()
+    temp = f"t{name}"
+    try:
+        dfd = open_dir(Path(maildrop))
+    except OSError as exc:
+        raise MaildropWriteError("open", temp, exc) from None
+    try:
+        try:
+            fd = create_exclusive(temp, 0o600, dir_fd=dfd)
+        except OSError as exc:
+            raise MaildropWriteError("create", temp, exc) from None
+        try:
+            with os.fdopen(fd, "wb") as out:
+                yield out, name
+                out.flush()
+                os.fsync(out.fileno())
+            os.rename(temp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            os.fsync(dfd)
+        except BaseException as exc:
+            try:
+                os.unlink(temp, dir_fd=dfd)
+            except OSError:
+                pass
+            if isinstance(exc, OSError):
+                raise MaildropWriteError("write", temp, exc) from None
+            raise
+    finally:
+        os.close(dfd)
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,9 @@ from pathlib import Path
 
 from hardener.mta.address_form import externalize
 from hardener.mta.maillog import get_logger
-from hardener.mta.pickup import (MAX_HEADER, MaildropError, new_maildrop_name,
-                                 parse_maildrop_header, write_maildrop_header)
-from hardener.mta.safe_open import create_exclusive, open_dir
+from hardener.mta.pickup import (MAX_HEADER, MaildropError, MaildropWriteError,
+                                 new_maildrop_file, parse_maildrop_header, write_maildrop_header)
+from hardener.mta.safe_open import open_dir
 
 log = get_logger("pickup")
 
@@ -189,49 +189,24 @@ class PickupServer:
         return await self._write(reader, header)
 
     async def _write(self, reader: asyncio.StreamReader, header: bytes) -> str:
-        name = new_maildrop_name()
-        tmp = f"t{name}"
         try:
-            dfd = open_dir(self.maildrop)
-        except OSError as exc:
-            raise SubmissionRefused(EX_TEMPFAIL, f"cannot open maildrop: {exc.strerror}") \
-                from None
-        try:
-            try:
-                fd = create_exclusive(tmp, 0o600, dir_fd=dfd)
-            except OSError as exc:
-                raise SubmissionRefused(EX_TEMPFAIL, f"cannot create a maildrop file: "
-                                        f"{exc.strerror}") from None
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(header)
-                    size = 0
-                    while True:
-                        try:
-                            chunk = await asyncio.wait_for(reader.read(_CHUNK), READ_TIMEOUT)
-                        except asyncio.TimeoutError:
-                            raise SubmissionRefused(EX_TEMPFAIL, "timeout reading the message") \
-                                from None
-                        if not chunk:
-                            break
-                        size += len(chunk)
-                        if self.size_limit and size > self.size_limit:
-                            raise SubmissionRefused(EX_DATAERR, "message file too big")
-                        out.write(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-                os.fsync(dfd)
-            except BaseException as exc:
-                try:
-                    os.unlink(tmp, dir_fd=dfd)
-                except OSError:
-                    pass
-                if isinstance(exc, OSError):
-                    raise SubmissionRefused(EX_TEMPFAIL, f"cannot write the maildrop file: "
-                                            f"{exc.strerror}") from None
-                raise
-        finally:
-            os.close(dfd)
+            with new_maildrop_file(self.maildrop) as (out, name):
+                out.write(header)
+                size = 0
+                while True:
+                    try:
+                        chunk = await asyncio.wait_for(reader.read(_CHUNK), READ_TIMEOUT)
+                    except asyncio.TimeoutError:
+                        raise SubmissionRefused(EX_TEMPFAIL, "timeout reading the message") \
+                            from None
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if self.size_limit and size > self.size_limit:
+                        raise SubmissionRefused(EX_DATAERR, "message file too big")
+                    out.write(chunk)
+        except MaildropWriteError as exc:
+            what = {"open": "cannot open maildrop", "create": "cannot create a maildrop file",
+                    "write": "cannot write the maildrop file"}[exc.stage]
+            raise SubmissionRefused(EX_TEMPFAIL, f"{what}: {exc.error.strerror}") from None
         return name
-
