@@ -25,8 +25,9 @@ from collections.abc import Callable
 
 from hardener.mta import maillog
 from hardener.mta.maillog import get_logger
+from hardener.mta.master import maillog_reopen
 from hardener.mta.master.privileges import set_parent_death_signal
-from hardener.mta.master.supervisor import restart_delay, terminate_child
+from hardener.mta.master.supervisor import reset_after_fork, restart_delay, terminate_child
 
 log = get_logger("master")
 
@@ -67,10 +68,8 @@ class QmgrProcess:
             return
         try:
             os.write(self._wfd, b"w")
-        except BlockingIOError:
-            pass  # the pipe is full: a wake-up is pending anyway
         except OSError:
-            pass
+            pass  # the pipe is full (a wake-up is pending anyway) or the child is gone
 
     async def run(self) -> None:
         """Supervise the child: restart it if it dies while the daemon runs. A child that keeps
@@ -136,7 +135,6 @@ class QmgrProcess:
             get_logger("qmgr").fatal(f"qmgr process: {exc!r}")
             code = 1
         finally:
-
             maillog.flush()   # os._exit does not flush the buffered log lines
             os._exit(code)
 
@@ -148,13 +146,7 @@ def _child_main(make_qmgr: Callable[[], object], rfd: int) -> None:
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # The fork happened inside the daemon's running loop: forget it, start our own.
-    asyncio.events._set_running_loop(None)
-    # A log flush the parent had scheduled on its loop will never run here: let ours schedule one.
-
-    sink = getattr(maillog, "_sink", None)
-    if sink is not None and hasattr(sink, "_flush_pending"):
-        sink._flush_pending = False
+    reset_after_fork()   # the fork happened inside the daemon's running loop
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(_child_run(make_qmgr, rfd))
@@ -162,7 +154,6 @@ def _child_main(make_qmgr: Callable[[], object], rfd: int) -> None:
 
 
 async def _child_run(make_qmgr: Callable[[], object], rfd: int) -> None:
-
     maillog.set_batched(True)   # one log write per flush interval under load, not one per line
     try:
         await _child_serve(make_qmgr, rfd)
@@ -202,6 +193,4 @@ async def _child_serve(make_qmgr: Callable[[], object], rfd: int) -> None:
 
 def _reopen_log() -> None:
     """SIGHUP from the daemon: reopen maillog_file after rotation (see maillog_reopen)."""
-    from hardener.mta.master import maillog_reopen
-
     maillog_reopen.reopen_log("qmgr")
