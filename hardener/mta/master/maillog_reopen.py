@@ -7,12 +7,12 @@ the mail owner may neither create root's file nor open it.
 
 The design: the root master holds the root end of one Unix socketpair (SOCK_SEQPACKET: one
 request, one reply, descriptor and status together) per unprivileged process: "smtpd SERVICE" (one
-per smtpd service), "qmgr" and "pickup"; each child keeps only its own end (keep_only), which a
-restarted child inherits again. The master reopens its own log directly (it is root). On SIGHUP an unprivileged process
-sends one byte on its own channel. The root end opens the path fixed when the channels were made,
-never a path from the request, with safe_open.open_append (O_WRONLY|O_APPEND|O_CREAT|O_NOFOLLOW,
-mode 0600, a regular file with one link), reopens its own log on it, and sends the descriptor back
-with SCM_RIGHTS (socket.send_fds), or one error line. The unprivileged process waits for the answer
+per smtpd service), "cleanup", "qmgr" and "pickup"; each child keeps only its own end (keep_only),
+which a restarted child inherits again. The master reopens its own log directly (it is root). On
+SIGHUP an unprivileged process sends one byte on its own channel. The root end opens the path
+fixed when the channels were made, never a path from the request, with safe_open.open_append
+(O_WRONLY|O_APPEND|O_CREAT|O_NOFOLLOW, mode 0600, a regular file with one link), reopens its own
+log on it, and sends the descriptor back with SCM_RIGHTS (socket.send_fds), or one error line. The unprivileged process waits for the answer
 (at most REPLY_TIMEOUT; the root side answers at once) and swaps the descriptor into its log sink
 (maillog.reopen(fd)), so the lines it logs next are in the fresh file.
 
@@ -36,7 +36,6 @@ import socket
 from hardener.mta import maillog
 from hardener.mta.safe_open import open_append
 
-CHANNELS = ("master", "qmgr")
 LOG_MODE = 0o600          # Postfix's logwriter creates maillog_file 0600
 _MAX_REPLY = 512
 REPLY_TIMEOUT = 5.0       # seconds an unprivileged process waits for the root side
@@ -56,7 +55,7 @@ class _State:
 _state = _State()
 
 
-def make_channels(path: str, names: tuple[str, ...] = CHANNELS) -> None:
+def make_channels(path: str, names: tuple[str, ...]) -> None:
     """Create the channels (as root, before forking the root side); `path` is maillog_file."""
     close()
     _state.path = path
@@ -65,23 +64,11 @@ def make_channels(path: str, names: tuple[str, ...] = CHANNELS) -> None:
         _state.root_ends[name], _state.client_ends[name] = root_end, client_end
 
 
-def keep_root_side() -> None:
-    """In the process that stays root, after the fork: close the unprivileged ends."""
-    for sock in _state.client_ends.values():
-        sock.close()
-    _state.client_ends.clear()
-
-
-def keep_client_side() -> None:
-    """In the process that drops privileges, after the fork: close the root ends."""
+def keep_only(name: str) -> None:
+    """In a child after the fork: close the root ends and every other process's end."""
     for sock in _state.root_ends.values():
         sock.close()
     _state.root_ends.clear()
-
-
-def keep_only(name: str) -> None:
-    """In a child after the fork: close the root ends and every other process's end."""
-    keep_client_side()
     for other in [n for n in _state.client_ends if n != name]:
         _state.client_ends.pop(other).close()
 
