@@ -12,9 +12,10 @@ which a restarted child inherits again. The master reopens its own log directly 
 SIGHUP an unprivileged process sends one byte on its own channel. The root end opens the path
 fixed when the channels were made, never a path from the request, with safe_open.open_append
 (O_WRONLY|O_APPEND|O_CREAT|O_NOFOLLOW, mode 0600, a regular file with one link), reopens its own
-log on it, and sends the descriptor back with SCM_RIGHTS (socket.send_fds), or one error line. The unprivileged process waits for the answer
-(at most REPLY_TIMEOUT; the root side answers at once) and swaps the descriptor into its log sink
-(maillog.reopen(fd)), so the lines it logs next are in the fresh file.
+log on it, and sends the descriptor back with SCM_RIGHTS (socket.send_fds), or one error line.
+The unprivileged process waits for the answer (at most REPLY_TIMEOUT; the root side answers at
+once) and swaps the descriptor into its log sink (maillog.reopen(fd)), so the lines it logs next
+are in the fresh file.
 
 Why not Postfix's own design, where every process sends each log record over a socket to postlogd,
 which runs as root and alone holds the file: passing the descriptor keeps the hot path a direct,
