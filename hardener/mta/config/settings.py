@@ -109,6 +109,7 @@ class MtaSettings:
     bare_newline: str  # "normalize" or "reject"
     bare_newline_exclusions: list[Network]
     bare_newline_reject_code: int
+    forbid_unauth_pipelining: bool   # smtpd_forbid_unauth_pipelining (only "yes" turns it on)
     conn_count_limit: int
     conn_rate_limit: int
     rate_time_unit: int
@@ -431,6 +432,7 @@ def _front_fields(main: MainCf, warnings: list[str]) -> dict[str, Any]:
         bare_newline_exclusions=_networks(main, "smtpd_forbid_bare_newline_exclusions"),
         bare_newline_reject_code=conf_int(main, "smtpd_forbid_bare_newline_reject_code",
                                           400, 599),
+        forbid_unauth_pipelining=main.get("smtpd_forbid_unauth_pipelining").lower() == "yes",
         limits=session_limits(main),
         stress_limits=session_limits(main.with_overrides({"stress": "yes"})),
         # reject_unlisted_recipient named in a list turns the check on even when the global

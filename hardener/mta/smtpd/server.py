@@ -138,6 +138,8 @@ class HardenedSMTP(SmtpdCommands, SMTP):
         # session state
         self.client_addr = "unknown"
         self.client_name = "unknown"
+        # smtpd_forbid_bare_newline = reject for this client (set once its address is known)
+        self.reject_bare_newline = False
         self.helo: str | None = None
         self.protocol = "SMTP"
         self.stage = "CONNECT"
@@ -263,6 +265,8 @@ class HardenedSMTP(SmtpdCommands, SMTP):
             addr = addr[7:]
         self.client_addr = addr
         self.client_name = self.ctx.client_name(addr)
+        self.reject_bare_newline = (self.s.bare_newline == "reject" and not in_networks(
+            addr, self.s.bare_newline_exclusions))
         log.info(f"connect from {self.client}")
         service = self.listener.service
         metrics.count_connection(service)
@@ -354,8 +358,7 @@ class HardenedSMTP(SmtpdCommands, SMTP):
             return None
         if line.endswith(b"\r\n"):
             return line[:-2]
-        if self.s.bare_newline == "reject" and not in_networks(self.client_addr,
-                                                               self.s.bare_newline_exclusions):
+        if self.reject_bare_newline:
             log.info(f"bare <LF> received after {self.stage} from {self.client}")
             await self.reply(f"{self.s.bare_newline_reject_code} 5.5.2 Error: bare <LF> received")
             return None
@@ -368,7 +371,6 @@ class HardenedSMTP(SmtpdCommands, SMTP):
             "NOOP": self.cmd_noop, "QUIT": self.cmd_quit, "VRFY": self.cmd_vrfy,
             "EXPN": self.cmd_expn, "STARTTLS": self.cmd_starttls, "AUTH": self.cmd_auth,
         }
-        forbid_pipelining = self.s.main.get("smtpd_forbid_unauth_pipelining").lower() == "yes"
         while self.transport is not None and not self._closing:
             if self.errors >= self.limits.hard_error_limit:
                 log.info(f"too many errors after {self.stage} from {self.client}")
@@ -409,7 +411,7 @@ class HardenedSMTP(SmtpdCommands, SMTP):
                 log.info(f"improper command pipelining after {verb} from {self.client}: "
                          + pending.decode("ascii", "backslashreplace")
                          .replace("\r", "\\r").replace("\n", "\\n"))
-                if forbid_pipelining:
+                if self.s.forbid_unauth_pipelining:
                     await self.push("554 5.5.0 Error: SMTP protocol synchronization")
                     self._closing = True
                     self.transport.close()

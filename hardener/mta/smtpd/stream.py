@@ -22,7 +22,6 @@ from hardener.mta import metrics
 from hardener.mta.cleanup.service import CleanupError, new_queue_id
 from hardener.mta.maillog import get_logger
 from hardener.mta.smtpd.data import DataParser
-from hardener.mta.smtpd.relay_policy import in_networks
 
 if TYPE_CHECKING:
     from hardener.mta.smtpd.server import HardenedSMTP
@@ -47,8 +46,7 @@ async def receive_data(sess: "HardenedSMTP") -> bool:
         return False
     sess._writer_cleanup = writer
     await sess.push("354 End data with <CR><LF>.<CR><LF>")
-    reject_bare = s.bare_newline == "reject" and not in_networks(sess.client_addr,
-                                                                 s.bare_newline_exclusions)
+    reject_bare = sess.reject_bare_newline
     limit = s.message_size_limit
     parser = DataParser()
     failure: str | None = None
