@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 
 from tests.fixtures.mta import SmtpClient
+from tests.fixtures.relay import NO_TLS, mta_with_rejecting_next_hop
 from tests.fixtures.unprivileged import skip_unless_nobody_can_run
-from tests.mta.test_e2e_relay import mta_with_rejecting_next_hop
 
-NO_TLS = {"smtp_tls_security_level": "none"}
 OK_SENDER = b"<s@sender.example>"
 OK_RCPT = b"<ok@remote.example>"
 

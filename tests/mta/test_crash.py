@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.fixtures import procs
-from tests.mta.test_e2e_relay import NO_TLS, queue_count, wait
+from tests.fixtures.relay import NO_TLS, queue_count, smtp_source, wait_until
 
 CLIENTS = 4
 
@@ -51,14 +51,14 @@ def _crash_run(mta_factory, smtp_sink_factory, total: int, kill_after: int) -> t
                                                       accepted, stop)) for i in range(CLIENTS)]
     for t in threads:
         t.start()
-    assert wait(lambda: len(accepted) >= kill_after, 120)
+    assert wait_until(lambda: len(accepted) >= kill_after, 120)
     mta.kill9()
     stop.set()
     for t in threads:
         t.join(60)
     got_250 = set(accepted)
     mta.start()
-    assert wait(lambda: queue_count(mta) == 0, 120), mta.log_text()[-2000:]
+    assert wait_until(lambda: queue_count(mta) == 0, 120), mta.log_text()[-2000:]
     time.sleep(1.0)
     delivered = _sink_ids(sink)
     missing = got_250 - set(delivered)
@@ -99,12 +99,10 @@ def test_a_crashed_qmgr_process_is_restarted(mta_factory, smtp_sink_factory):
     import os
     import signal
 
-    from tests.mta.test_e2e_relay import smtp_source
-
     sink = smtp_sink_factory()
     mta = mta_factory({**NO_TLS, "relayhost": f"[{sink.address}]:{sink.port}"})
     os.kill(_qmgr_child(mta), signal.SIGKILL)
     mta.wait_for_log("restarting it")
     assert smtp_source(mta, 20, 2).returncode == 0
     assert sink.wait_for_messages(20, timeout=30) == 20, mta.log_text()[-2000:]
-    assert wait(lambda: queue_count(mta) == 0, 30)
+    assert wait_until(lambda: queue_count(mta) == 0, 30)

@@ -3,7 +3,6 @@ relays to Postfix's smtp-sink on another loopback address."""
 
 from __future__ import annotations
 
-import re
 import smtplib
 import subprocess
 import sys
@@ -11,43 +10,15 @@ import time
 from pathlib import Path
 
 from hardener.mta.queue.state import QueueState
+from tests.fixtures.relay import (
+    NO_TLS,
+    mta_with_rejecting_next_hop,
+    queue_count,
+    sink_recipients,
+    smtp_source,
+    wait_until,
+)
 from tests.fixtures.unprivileged import skip_unless_nobody_can_run
-
-NO_TLS = {"smtp_tls_security_level": "none"}
-
-
-def smtp_source(mta, count: int, sessions: int, *, size: int = 1024,
-                rcpt: str = "rcpt@remote.example", sender: str = "sender@sender.example",
-                timeout: float = 120) -> subprocess.CompletedProcess:
-    """smtp-source with -N (a unique number prefixed to each recipient) from 127.0.0.1 (trusted)."""
-    return subprocess.run(["smtp-source", "-N", "-s", str(sessions), "-m", str(count),
-                           "-l", str(size), "-f", sender, "-t", rcpt, "-M", "client.test",
-                           f"{mta.address}:{mta.port}"],
-                          capture_output=True, timeout=timeout)
-
-
-def sink_recipients(sink) -> list[str]:
-    """X-Rcpt-Args of every message smtp-sink dumped (one per message)."""
-    out = []
-    for f in sink.message_files():
-        m = re.search(r"^X-Rcpt-Args: (.*)$", f.read_text(errors="replace"), re.M)
-        if m:
-            out.append(m.group(1))
-    return out
-
-
-def queue_count(mta, *queues: str) -> int:
-    return sum(len([n for n in (mta.queue_dir / q).iterdir() if not n.name.startswith(".")])
-               for q in queues or ("incoming", "active", "deferred"))
-
-
-def wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def test_1000_messages_from_several_sessions_arrive_once(mta_factory, smtp_sink_factory):
@@ -56,7 +27,7 @@ def test_1000_messages_from_several_sessions_arrive_once(mta_factory, smtp_sink_
     done = smtp_source(mta, 1000, 10)
     assert done.returncode == 0, done.stderr
     assert sink.wait_for_messages(1000, timeout=90) >= 1000, mta.log_text()[-2000:]
-    assert wait(lambda: queue_count(mta) == 0, 30)
+    assert wait_until(lambda: queue_count(mta) == 0, 30)
     time.sleep(0.5)  # anything sent twice would show up now
     rcpts = sink_recipients(sink)
     assert len(rcpts) == 1000
@@ -74,10 +45,10 @@ def test_next_hop_down_then_back(mta_factory, smtp_sink_factory, loopback):
     mta = mta_factory({**NO_TLS, "relayhost": f"[{addr}]:{port}", "minimal_backoff_time": "1s",
                        "maximal_backoff_time": "4s", "queue_run_delay": "1s"})
     assert smtp_source(mta, 20, 2).returncode == 0
-    assert wait(lambda: queue_count(mta, "deferred") == 20, 30), mta.log_text()[-2000:]
+    assert wait_until(lambda: queue_count(mta, "deferred") == 20, 30), mta.log_text()[-2000:]
     state = QueueState(mta.queue_dir / "defer")
     # retries follow the backoff: 1s, 2s, 4s, 4s...
-    assert wait(lambda: all(state.load(q.name).attempts >= 3
+    assert wait_until(lambda: all(state.load(q.name).attempts >= 3
                             for q in (mta.queue_dir / "deferred").iterdir()), 30)
     for q in (mta.queue_dir / "deferred").iterdir():
         st = state.load(q.name)
@@ -91,23 +62,8 @@ def test_next_hop_down_then_back(mta_factory, smtp_sink_factory, loopback):
     assert suspended > tried
     sink = smtp_sink_factory(addr, port)
     assert sink.wait_for_messages(20, timeout=30) == 20
-    assert wait(lambda: queue_count(mta) == 0, 20)
+    assert wait_until(lambda: queue_count(mta) == 0, 20)
     assert len(set(sink_recipients(sink))) == 20
-
-
-def mta_with_rejecting_next_hop(mta_factory, smtp_sink_factory):
-    """(mta, rejecting sink, home sink): mail for remote.example goes to an smtp-sink that rejects
-    every RCPT with 5xx, mail for sender.example (where DSNs go) to one that accepts."""
-    rejecting = smtp_sink_factory(hard_reject="RCPT")
-    home = smtp_sink_factory()
-    mta = mta_factory(NO_TLS, start=False)
-    table = mta.config_dir / "transport"
-    table.write_text(f"remote.example smtp:[{rejecting.address}]:{rejecting.port}\n"
-                     f"sender.example smtp:[{home.address}]:{home.port}\n")
-    with open(mta.config_dir / "main.cf", "a") as f:
-        f.write(f"transport_maps = texthash:{table}\n")
-    mta.start()
-    return mta, rejecting, home
 
 
 def test_5xx_next_hop_gives_a_dsn_to_the_sender(mta_factory, smtp_sink_factory):
@@ -145,7 +101,7 @@ def test_local_delivery_to_maildir_via_aliases(mta_factory):
         client.sendmail("sender@sender.example", ["postmaster@mx.hardener.test"],
                         b"Subject: to postmaster\r\n\r\nhello\r\n")
     maildir = mta.queue_dir / "spool" / "admin" / "Maildir" / "new"
-    assert wait(lambda: maildir.is_dir() and len(list(maildir.iterdir())) == 1, 20), \
+    assert wait_until(lambda: maildir.is_dir() and len(list(maildir.iterdir())) == 1, 20), \
         mta.log_text()[-2000:]
     assert "Delivered-To: postmaster@mx.hardener.test" in next(maildir.iterdir()).read_text()
 
@@ -155,7 +111,7 @@ def test_tls_encrypt_never_sends_in_clear_text(mta_factory, smtp_sink_factory):
     mta = mta_factory({"smtp_tls_security_level": "encrypt",
                        "relayhost": f"[{sink.address}]:{sink.port}"})
     assert smtp_source(mta, 3, 1).returncode == 0
-    assert wait(lambda: queue_count(mta, "deferred") == 3, 30), mta.log_text()[-2000:]
+    assert wait_until(lambda: queue_count(mta, "deferred") == 3, 30), mta.log_text()[-2000:]
     assert sink.message_count() == 0
     assert "TLS is required, but was not offered by host" in mta.log_text()
 
@@ -170,7 +126,7 @@ def test_large_message_is_relayed_intact(mta_factory, smtp_sink_factory):
     with smtplib.SMTP(mta.address, mta.port, timeout=120) as client:
         client.sendmail("sender@sender.example", ["big@remote.example"], body)
     assert sink.wait_for_messages(1, timeout=60) == 1, mta.log_text()[-2000:]
-    assert wait(lambda: queue_count(mta) == 0, 60)
+    assert wait_until(lambda: queue_count(mta) == 0, 60)
     dumped = sink.message_files()[0].read_bytes()
     assert dumped.count(b"\n.starts with a dot ") == 20_000_000 // len(line)
     assert b"\n..starts" not in dumped

@@ -20,11 +20,11 @@ import pytest
 
 from tests.fixtures import procs
 from tests.fixtures.mta import DEFAULT_MASTER_CF, MAIL_OWNER
+from tests.fixtures.relay import NO_TLS
 from tests.fixtures.unprivileged import skip_unless_nobody_can_run
 
 SUBMITTER = "hrd-submit"
 HARDENER = str(Path(sys.executable).parent / "hardener")
-NO_TLS = {"smtp_tls_security_level": "none"}
 
 
 @pytest.fixture

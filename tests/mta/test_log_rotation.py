@@ -12,11 +12,11 @@ import os
 import stat
 import subprocess
 import sys
-import time
 
 from hardener.mta.pickup import new_maildrop_name, write_maildrop_header
 from tests.fixtures import procs
 from tests.fixtures.mta import MtaInstance, SmtpClient
+from tests.fixtures.relay import wait_until
 
 
 def hardener(*args: str) -> subprocess.CompletedProcess[str]:
@@ -34,15 +34,6 @@ def session(mta: MtaInstance, helo: str) -> None:
 def log_files_held(pid: int) -> set[str]:
     """The log files process `pid` holds open (paths as the kernel reports them now)."""
     return {target for target in procs.fd_targets(pid) if "maillog" in target}
-
-
-def wait_until(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def submit_maildrop(mta: MtaInstance) -> None:

@@ -13,7 +13,6 @@ import os
 import pwd
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from hardener.mta import metrics
 from hardener.mta.master import metrics_endpoint as me
 from hardener.postfix.maincf import load_main_cf
 from tests.fixtures import procs
+from tests.fixtures.relay import wait_until
 
 CONN = "hardener_smtpd_connections_total|service=smtp"
 RELAY = "hardener_smtpd_rejects_total|reason=relay_denied"
@@ -370,15 +370,6 @@ def _scrape(address: str, port: int) -> dict[tuple[str, tuple[tuple[str, str], .
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def _wait(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
 def _send(client, sender: str, rcpts: list[str]) -> int:
     assert client.cmd(f"MAIL FROM:<{sender}>")[0] == 250
     for rcpt in rcpts:
@@ -421,7 +412,7 @@ def test_scrape_after_real_sessions_matches_the_log(mta_factory, smtp_sink_facto
         c.cmd("QUIT")
     assert sink.wait_for_messages(1, timeout=30) == 1
     mta.wait_for_log("status=deferred")
-    assert _wait(lambda: len(list((mta.queue_dir / "deferred").iterdir())) == 1)
+    assert wait_until(lambda: len(list((mta.queue_dir / "deferred").iterdir())) == 1, 30)
     log = mta.log_text()
 
     got = _scrape(mta.address, metrics_port)

@@ -6,7 +6,7 @@ import re
 import smtplib
 import subprocess
 
-from tests.mta.test_e2e_relay import NO_TLS, queue_count, smtp_source, wait
+from tests.fixtures.relay import NO_TLS, queue_count, smtp_source, wait_until
 
 
 def _summary_count(report: str, label: str) -> int:
@@ -27,8 +27,8 @@ def test_pflogsumm_counts_deliveries_and_rejects(mta_factory, smtp_sink_factory,
             code, _ = c.rcpt(f"victim{n}@elsewhere.example")
             assert code >= 500
     assert sink.wait_for_messages(25, timeout=60) == 25
-    assert wait(lambda: queue_count(mta) == 0, 30)
-    wait(lambda: mta.log_text().count(": removed") == 25, 10)
+    assert wait_until(lambda: queue_count(mta) == 0, 30)
+    wait_until(lambda: mta.log_text().count(": removed") == 25, 10)
     report = subprocess.run(["pflogsumm", "--syslog-name=hardener", str(mta.log_path)],
                             capture_output=True, text=True, timeout=60)
     assert report.returncode == 0, report.stderr

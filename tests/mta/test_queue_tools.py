@@ -90,14 +90,14 @@ def test_flush_reaches_the_running_daemon(mta_factory, smtp_sink_factory, loopba
     import sys
 
     from tests.fixtures.net import free_port
-    from tests.mta.test_e2e_relay import queue_count, smtp_source, wait
+    from tests.fixtures.relay import queue_count, smtp_source, wait_until
 
     addr = loopback.host()
     port = free_port(addr)
     mta = mta_factory({"smtp_tls_security_level": "none", "relayhost": f"[{addr}]:{port}",
                        "minimal_backoff_time": "300s", "queue_run_delay": "300s"})
     assert smtp_source(mta, 5, 1).returncode == 0
-    assert wait(lambda: queue_count(mta, "deferred") == 5, 30)
+    assert wait_until(lambda: queue_count(mta, "deferred") == 5, 30)
     sink = smtp_sink_factory(addr, port)
     listed = subprocess.run([sys.executable, "-m", "hardener", "mta", "queue", "list", "--config",
                              str(mta.config_dir), "--format", "json"], capture_output=True,

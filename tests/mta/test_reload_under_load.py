@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from tests.mta.test_e2e_relay import NO_TLS, queue_count, sink_recipients, wait
+from tests.fixtures.relay import NO_TLS, queue_count, sink_recipients, wait_until
 
 MESSAGES, SESSIONS, RELOADS = 2000, 10, 3
 
@@ -35,6 +35,6 @@ def test_reload_under_load_loses_nothing(mta_factory, smtp_sink_factory):
     assert reloads == RELOADS, f"the load ended after {reloads} reloads"
     assert mta.log_text().count("reload -- configuration") >= reloads
     assert sink.wait_for_messages(MESSAGES, timeout=120) == MESSAGES
-    assert wait(lambda: queue_count(mta) == 0, 60)
+    assert wait_until(lambda: queue_count(mta) == 0, 60)
     recipients = sink_recipients(sink)
     assert len(recipients) == MESSAGES == len(set(recipients))   # each exactly once

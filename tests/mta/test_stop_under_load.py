@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 
 from tests.fixtures.mta import SmtpClient
-from tests.mta.test_e2e_relay import NO_TLS, queue_count, wait
+from tests.fixtures.relay import NO_TLS, queue_count, wait_until
 
 SESSIONS, PER_SESSION = 8, 5000   # more than the stop grace lets them send
 
@@ -46,13 +45,13 @@ def test_stop_under_load_then_start_delivers_every_acknowledged_message(mta_fact
     threads = [threading.Thread(target=sender, args=(mta, w, acked, stop)) for w in range(SESSIONS)]
     for t in threads:
         t.start()
-    assert wait(lambda: len(acked) >= 200, 60)
+    assert wait_until(lambda: len(acked) >= 200, 60)
     assert mta.stop(timeout=60) == 0          # SIGTERM, as `hardener mta stop` sends
     stop.set()
     for t in threads:
         t.join(60)
     mta.start()
-    assert wait(lambda: queue_count(mta) == 0, 120)
+    assert wait_until(lambda: queue_count(mta) == 0, 120)
     tags = []
     for f in sink.message_files():
         m = re.search(r"^Subject: (\S+)", f.read_text(errors="replace"), re.M)
