@@ -227,7 +227,7 @@ async def check_password(credentials: "Credentials", throttle: AuthThrottle, nam
 
 class SaslCommands:
     """AUTH and its session state; mixed into the smtpd session (hardener/mta/smtpd/server.py),
-    whose reply(), push(), settings (`s`), context (`ctx`), limits and reader it uses."""
+    whose reply(), push(), read_raw_line(), settings (`s`) and context (`ctx`) it uses."""
 
     sasl_username: str | None = None    # set by a successful AUTH (Postfix's state->sasl_username)
     sasl_method: str | None = None
@@ -334,27 +334,12 @@ class SaslCommands:
     async def _sasl_response(self) -> str | None:
         """One client response line, at most smtpd_sasl_response_limit bytes (else answered
         with TOO_LONG and None), within smtpd_timeout."""
-        limit = self.s.sasl.response_limit
-        reader = self._reader
-        self._reset_timeout(self.limits.timeout)
-        try:
-            line = await reader.readuntil(b"\n")
-        except asyncio.LimitOverrunError as exc:
-            await reader.read(exc.consumed)
-            for _ in range(1 << 20):   # discard the rest of the line, one buffer at a time
-                try:
-                    await reader.readuntil(b"\n")
-                    break
-                except asyncio.LimitOverrunError as more:
-                    await reader.read(more.consumed)
+        line = await self.read_raw_line()
+        if line is None:
             await self.reply(TOO_LONG)
             return None
-        except asyncio.IncompleteReadError:
-            raise ConnectionResetError from None
-        finally:
-            self._disarm()
         line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-        if len(line) > limit:
+        if len(line) > self.s.sasl.response_limit:
             await self.reply(TOO_LONG)
             return None
         return line.decode("ascii", "replace")

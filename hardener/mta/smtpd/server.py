@@ -333,27 +333,32 @@ class HardenedSMTP(SmtpdCommands, SMTP):
         # here too (only the first release counts)
         self._release_slot()
 
-    async def _read_line(self) -> bytes | None:
-        """One command line (without the line end); None if it was too long (already answered)."""
-        limit = self.s.line_length_limit
+    async def read_raw_line(self) -> bytes | None:
+        """One line from the client with its line end, within smtpd_timeout; None when it
+        overran the read buffer (READ_CHUNK), in which case the rest of it has been read and
+        dropped (a bounded number of buffers)."""
+        reader = self._reader
         self._reset_timeout(self.limits.timeout)
         try:
-            line = await self._reader.readuntil(b"\n")
+            return await reader.readuntil(b"\n")
         except asyncio.LimitOverrunError as exc:
-            await self._reader.read(exc.consumed)
-            while True:
+            await reader.read(exc.consumed)
+            for _ in range(1 << 20):   # discard the rest of the line, one buffer at a time
                 try:
-                    await self._reader.readuntil(b"\n")
+                    await reader.readuntil(b"\n")
                     break
                 except asyncio.LimitOverrunError as more:
-                    await self._reader.read(more.consumed)
-            await self.reply("500 5.5.2 Error: line too long")
+                    await reader.read(more.consumed)
             return None
         except asyncio.IncompleteReadError:
             raise ConnectionResetError from None
         finally:
             self._disarm()
-        if len(line) > limit:
+
+    async def _read_line(self) -> bytes | None:
+        """One command line (without the line end); None if it was too long (already answered)."""
+        line = await self.read_raw_line()
+        if line is None or len(line) > self.s.line_length_limit:
             await self.reply("500 5.5.2 Error: line too long")
             return None
         if line.endswith(b"\r\n"):
