@@ -221,36 +221,33 @@ def load_credentials(path: str | os.PathLike[str]) -> Credentials:
     return Credentials(path, {name: _Hash.parse(h) for name, h in entries.items()})
 
 
-def _write(path: Path, entries: dict[str, str], gid: int) -> None:
-    """Replace `path` atomically with `entries` (root:gid 0640); the caller holds the lock."""
-    body = "".join(f"{name}:{hashed}\n" for name, hashed in entries.items())
+def _write(dfd: int, name: str, entries: dict[str, str], gid: int) -> None:
+    """Replace `name` in the directory open at `dfd` atomically with `entries` (root:gid 0640);
+    the caller holds the lock."""
+    body = "".join(f"{user}:{hashed}\n" for user, hashed in entries.items())
     header = ("# SASL users of hardener's smtpd (scrypt hashes). Managed by `hardener mta passwd`;"
               " do not edit.\n")
     data = (header + body).encode("utf-8")
-    dfd = open_dir(path.parent)
+    tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+    fd = create_exclusive(tmp, 0o600, dir_fd=dfd)
     try:
-        tmp = f".{path.name}.{secrets.token_hex(8)}.tmp"
-        fd = create_exclusive(tmp, 0o600, dir_fd=dfd)
         try:
-            try:
-                os.fchown(fd, 0, gid)
-                os.fchmod(fd, 0o640)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except BaseException:
-            try:
-                os.unlink(tmp, dir_fd=dfd)
-            except FileNotFoundError:
-                pass
-            raise
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+            os.fchown(fd, 0, gid)
+            os.fchmod(fd, 0o640)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dfd)
+        except FileNotFoundError:
+            pass
+        raise
+    os.fsync(dfd)
 
 
 def _locked_update(path: Path, change, gid: int) -> bool:
@@ -269,7 +266,7 @@ def _locked_update(path: Path, change, gid: int) -> bool:
         entries = _parse(path, data) if data is not None else {}
         changed = change(entries)
         if changed:
-            _write(path, entries, gid)
+            _write(dfd, path.name, entries, gid)   # in the directory checked and locked here
         return changed
     finally:
         os.close(dfd)   # releases the lock
