@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.fixtures.mta import SmtpClient
 from tests.fixtures.relay import NO_TLS, mta_with_rejecting_next_hop
-from tests.fixtures.unprivileged import skip_unless_nobody_can_run
+from tests.fixtures.unprivileged import as_user, skip_unless_nobody_can_run
 
 OK_SENDER = b"<s@sender.example>"
 OK_RCPT = b"<ok@remote.example>"
@@ -177,9 +177,8 @@ def test_sendmail_recipients_are_quoted_once(mta_factory, smtp_sink_factory):
     skip_unless_nobody_can_run()
     sink = smtp_sink_factory()
     mta = mta_factory({**NO_TLS, "relayhost": f"[{sink.address}]:{sink.port}"})
-    cmd = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
-           str(Path(sys.executable).parent / "hardener"), "sendmail", "-C", str(mta.config_dir),
-           "-f", '"a b"@sender.example', '"x y"@remote.example']
+    cmd = as_user([str(Path(sys.executable).parent / "hardener"), "sendmail", "-C",
+                   str(mta.config_dir), "-f", '"a b"@sender.example', '"x y"@remote.example'])
     done = subprocess.run(cmd, input=b"Subject: cron\n\nbackup ok\n", capture_output=True,
                           check=False, timeout=30, cwd="/")
     assert done.returncode == 0, done.stderr

@@ -18,7 +18,7 @@ from tests.fixtures.relay import (
     smtp_source,
     wait_until,
 )
-from tests.fixtures.unprivileged import skip_unless_nobody_can_run
+from tests.fixtures.unprivileged import as_user, skip_unless_nobody_can_run
 
 
 def test_1000_messages_from_several_sessions_arrive_once(mta_factory, smtp_sink_factory):
@@ -82,8 +82,8 @@ def test_sendmail_through_pickup_to_the_relay(mta_factory, smtp_sink_factory):
     skip_unless_nobody_can_run()
     sink = smtp_sink_factory()
     mta = mta_factory({**NO_TLS, "relayhost": f"[{sink.address}]:{sink.port}"})
-    cmd = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
-           str(Path(sys.executable).parent / "hardener"), "sendmail", "-C", str(mta.config_dir), "-t"]
+    cmd = as_user([str(Path(sys.executable).parent / "hardener"), "sendmail", "-C",
+                   str(mta.config_dir), "-t"])
     done = subprocess.run(cmd, input=b"To: ops@remote.example\nSubject: cron\n\nbackup ok\n",
                           capture_output=True, timeout=30, cwd="/")
     assert done.returncode == 0, done.stderr

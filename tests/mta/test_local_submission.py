@@ -21,7 +21,7 @@ import pytest
 from tests.fixtures import procs
 from tests.fixtures.mta import DEFAULT_MASTER_CF, MAIL_OWNER
 from tests.fixtures.relay import NO_TLS
-from tests.fixtures.unprivileged import skip_unless_nobody_can_run
+from tests.fixtures.unprivileged import as_user, skip_unless_nobody_can_run, temporary_account
 
 SUBMITTER = "hrd-submit"
 HARDENER = str(Path(sys.executable).parent / "hardener")
@@ -31,14 +31,8 @@ HARDENER = str(Path(sys.executable).parent / "hardener")
 def submitter() -> Iterator[pwd.struct_passwd]:
     """A real unprivileged account, created for the test and removed after it."""
     skip_unless_nobody_can_run()   # the same question: can another user run this checkout?
-    subprocess.run(["userdel", SUBMITTER], capture_output=True)   # left by an interrupted run
-    subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell",
-                    "/usr/sbin/nologin", "--user-group", SUBMITTER], check=True,
-                   capture_output=True)
-    try:
-        yield pwd.getpwnam(SUBMITTER)
-    finally:
-        subprocess.run(["userdel", SUBMITTER], capture_output=True)
+    with temporary_account(SUBMITTER, "--user-group") as user:
+        yield user
 
 
 def sendmail(config: Path, args: list[str], message: bytes,
@@ -46,8 +40,7 @@ def sendmail(config: Path, args: list[str], message: bytes,
     """`hardener sendmail -C config ARGS` as `user` (real ids, no groups), or as root."""
     cmd = [HARDENER, "sendmail", "-C", str(config), *args]
     if user is not None:
-        cmd = ["setpriv", "--reuid", str(user.pw_uid), "--regid", str(user.pw_gid),
-               "--clear-groups", *cmd]
+        cmd = as_user(cmd, user.pw_uid, user.pw_gid)
     return subprocess.run(cmd, input=message, capture_output=True, timeout=60, cwd="/")
 
 

@@ -21,6 +21,7 @@ import pytest
 
 from hardener.mta.queue.layout import ALL_DIRS, ROOT_OWNED, dir_mode
 from tests.fixtures.mta import MAIL_OWNER, MtaInstance
+from tests.fixtures.unprivileged import temporary_account
 
 QID = "0123456789ABCDEF01"
 NOBODY = 65534
@@ -140,28 +141,13 @@ def test_mail_owner_root_is_refused(mta):
 OWNER, TWIN = "hrd-owner", "hrd-owner-twin"
 
 
-def _userdel(name: str) -> None:
-    # -f: userdel refuses an account whose uid a running process has (the twin shares one)
-    subprocess.run(["userdel", "-f", name], capture_output=True)
-
-
 @pytest.fixture
 def twins() -> Iterator[tuple[str, str]]:
     """A mail owner of the test's own and a second account with its uid (useradd -o); removed
     afterwards. Not the shared `hardener` account: other tests' daemons would refuse it meanwhile."""
-    for name in (TWIN, OWNER):
-        _userdel(name)
-    try:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-                        "--shell", "/usr/sbin/nologin", OWNER], check=True, capture_output=True)
-        uid = pwd.getpwnam(OWNER).pw_uid
-        subprocess.run(["useradd", "-o", "-u", str(uid), "--no-create-home", "--home-dir",
-                        "/nonexistent", "--shell", "/usr/sbin/nologin", "-N", TWIN], check=True,
-                       capture_output=True)
+    with temporary_account(OWNER, "--system") as owner, \
+            temporary_account(TWIN, "-o", "-u", str(owner.pw_uid), "-N"):
         yield OWNER, TWIN
-    finally:
-        for name in (TWIN, OWNER):
-            _userdel(name)
 
 
 def test_mail_owner_sharing_its_uid_is_refused(mta, twins):

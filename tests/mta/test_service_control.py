@@ -16,13 +16,13 @@ import sys
 
 from tests.fixtures.mta import MtaInstance, SmtpClient
 from tests.fixtures.net import free_port
-from tests.fixtures.unprivileged import skip_unless_nobody_can_run
+from tests.fixtures.unprivileged import as_user, skip_unless_nobody_can_run
 
 
 def hardener(*args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "hardener", *args]
     if user:
-        cmd = ["setpriv", "--reuid", user, "--regid", "nogroup", "--clear-groups", *cmd]
+        cmd = as_user(cmd, user)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd="/")
 
 

@@ -29,6 +29,7 @@ import pytest
 from hardener.mta.queue.layout import ALL_DIRS, QueueLayout
 from hardener.mta.safe_open import UnsafeFileError, open_append
 from tests.fixtures.mta import MAIL_OWNER, SmtpClient
+from tests.fixtures.unprivileged import as_user
 
 SECRET = b"root only: the review's 0600 file\n"
 QID = "0123456789ABCDEF01"                 # a well-formed queue id
@@ -47,8 +48,8 @@ def hardener(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
 def as_mail_owner(*cmd: str) -> None:
     """Run `cmd` as the mail owner (real uid, gid and no supplementary groups)."""
     pw = pwd.getpwnam(MAIL_OWNER)
-    subprocess.run(["setpriv", "--reuid", str(pw.pw_uid), "--regid", str(pw.pw_gid),
-                    "--clear-groups", *cmd], check=True, capture_output=True, timeout=30)
+    subprocess.run(as_user(list(cmd), pw.pw_uid, pw.pw_gid), check=True, capture_output=True,
+                   timeout=30)
 
 
 def snapshot(paths: list[Path]) -> dict[str, tuple]:
