@@ -5,12 +5,10 @@ message to Postfix's smtp-sink."""
 
 from __future__ import annotations
 
-import shutil
-
 from tests.fixtures.mta import DEFAULT_MASTER_CF
 from tests.fixtures.net import free_port
 from tests.mta.auth_helpers import PASSWORD, add_user, connect, plain, swaks, tls_settings
-from tests.render.helpers import render
+from tests.render.helpers import render_for
 
 REMOTE = "someone@remote.example"
 SUBMISSION = """\
@@ -93,13 +91,9 @@ def test_outbound_relay_profile_starts_unedited_and_relays_authenticated_mail(
     sink = smtp_sink_factory()
     cert = cert_factory.valid("relay.example.com")
     mta = mta_factory(start=False)
-    shutil.rmtree(mta.config_dir)
-    render("outbound-relay", f"smtpd_listen={mta.address}:{mta.port}",
-           "mynetworks=127.0.0.1/32", f"config_directory={mta.config_dir}",
-           f"queue_directory={mta.queue_dir}", f"maillog_file={mta.log_path}",
-           f"smtpd_tls_cert_file={cert.chain}", f"smtpd_tls_key_file={cert.key}",
-           f"relayhost=[{sink.address}]:{sink.port}", "smtp_tls_security_level=none",
-           out=mta.config_dir)
+    render_for(mta, "outbound-relay", "mynetworks=127.0.0.1/32",
+               f"smtpd_tls_cert_file={cert.chain}", f"smtpd_tls_key_file={cert.key}",
+               f"relayhost=[{sink.address}]:{sink.port}", "smtp_tls_security_level=none")
     done = add_user(mta.config_dir, "alice", PASSWORD)
     assert done.returncode == 0, done.stderr
     mta.start()

@@ -8,18 +8,13 @@ gets the 220 greeting and an EHLO answer.
 
 from __future__ import annotations
 
-import os
 import pwd
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.fixtures.mta import BASE_DIR, MtaInstance, SmtpClient
+from tests.fixtures.mta import SmtpClient
 from tests.fixtures.net import free_port
-from tests.render.helpers import render
+from tests.render.helpers import render_for
 
 # What each profile requires, pointing at loopback (the next hops need not answer to start).
 POINTS: dict[str, list[str]] = {
@@ -31,39 +26,21 @@ POINTS: dict[str, list[str]] = {
 PROFILES = ["null-client", "mx-gateway", "outbound-relay"]   # outbound-relay: with SASL AUTH
 
 
-@pytest.fixture
-def rendered_root(loopback) -> Iterator[tuple[Path, str, int]]:
-    """A temporary directory (readable by the mail owner on the way), a loopback address on lo and
-    a free port on it; removed afterwards."""
+@pytest.mark.parametrize("profile", PROFILES)
+def test_rendered_profile_starts_unedited(profile: str, mta_factory) -> None:
     try:
         pwd.getpwnam("postfix")   # the profiles keep Postfix's default mail_owner
     except KeyError:
         pytest.skip("no postfix user (Debian package postfix)")
-    BASE_DIR.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="profile-", dir=BASE_DIR))
-    os.chmod(root, 0o755)
-    address = loopback.host()
-    yield root, address, free_port(address)
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.mark.parametrize("profile", PROFILES)
-def test_rendered_profile_starts_unedited(profile: str, rendered_root) -> None:
-    root, address, port = rendered_root
+    mta = mta_factory(start=False)
+    address, port = mta.address, mta.port
     spare = free_port("127.0.0.1")
-    etc = root / "etc"
-    render(profile, *(s.format(spare=spare) for s in POINTS[profile]),
-           f"inet_interfaces={address}", f"smtpd_listen={address}:{port}",
-           f"config_directory={etc}", f"queue_directory={root / 'queue'}",
-           f"maillog_file={root / 'maillog'}", out=etc)
-    mta = MtaInstance(root, address, port)   # the rendered files, as they are
-    try:
-        mta.start()
-        with SmtpClient(address, port) as client:
-            code, text = client.greeting()
-            assert code == 220 and text.split()[1].endswith(".example.test"), text
-            assert client.cmd("EHLO client.example")[0] == 250
-            client.cmd("QUIT")
-        assert mta.stop() == 0, mta.log_text()[-3000:]
-    finally:
-        mta.stop()
+    render_for(mta, profile, *(s.format(spare=spare) for s in POINTS[profile]),
+               f"inet_interfaces={address}")   # the rendered files, as they are
+    mta.start()
+    with SmtpClient(address, port) as client:
+        code, text = client.greeting()
+        assert code == 220 and text.split()[1].endswith(".example.test"), text
+        assert client.cmd("EHLO client.example")[0] == 250
+        client.cmd("QUIT")
+    assert mta.stop() == 0, mta.log_text()[-3000:]

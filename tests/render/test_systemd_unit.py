@@ -15,14 +15,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.mta import BASE_DIR, MtaInstance, SmtpClient
-from tests.fixtures.net import free_port
-from tests.render.helpers import PROFILES, render
+from tests.fixtures.mta import MtaInstance, SmtpClient
+from tests.render.helpers import PROFILES, render, render_for
 
 needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                    reason="systemd-analyze not installed (Debian package systemd)")
@@ -127,44 +125,35 @@ class SandboxedMta(MtaInstance):
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) not installed")
-def test_the_daemon_works_within_the_units_limits(loopback, smtp_sink_factory, mail_owner) -> None:
+def test_the_daemon_works_within_the_units_limits(mta_factory, smtp_sink_factory) -> None:
     sink = smtp_sink_factory()
-    address = loopback.host()
-    port = free_port(address)
-    BASE_DIR.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="unit-", dir=BASE_DIR))
-    os.chmod(root, 0o755)
-    etc = root / "etc"
-    try:
-        files = render("null-client", f"hardener_executable={HARDENER}",
+    rendered = mta_factory(start=False)
+    address, port = rendered.address, rendered.port
+    files = render_for(rendered, "null-client", f"hardener_executable={HARDENER}",
                        f"relayhost=[{sink.address}]:{sink.port}", f"inet_interfaces={address}",
-                       f"smtpd_listen={address}:{port}", f"config_directory={etc}",
-                       f"queue_directory={root / 'queue'}", f"maillog_file={root / 'maillog'}",
-                       "smtp_tls_security_level=none", out=etc)
-        mta = SandboxedMta(root, address, port,
-                           Sandbox.from_unit(files["systemd/hardener-mta.service"]))
-        mta.start(timeout=30)
-        try:
-            with SmtpClient(address, port, source="127.0.0.1") as c:
-                assert c.greeting()[0] == 220
-                assert c.cmd("EHLO client.example")[0] == 250
-                assert c.cmd("MAIL FROM:<app@client.example>")[0] == 250
-                assert c.cmd("RCPT TO:<ops@remote.example>")[0] == 250
-                assert c.cmd("DATA")[0] == 354
-                reply = c.cmd(b"Subject: unit\r\n\r\nunder the unit's limits\r\n.")
-                assert reply[0] == 250, (reply, mta.log_text()[-3000:])
-                c.cmd("QUIT")
-            assert sink.wait_for_messages(1, timeout=30) == 1, mta.log_text()[-3000:]
-            master = mta.proc.pid
-            status = Path(f"/proc/{master}/status").read_text()
-            bound = int(re.search(r"^CapBnd:\s*([0-9a-f]+)", status, re.M).group(1), 16)
-            assert bound == _mask(mta.sandbox.caps)      # really running within the unit's set
-            assert re.search(r"^NoNewPrivs:\s*1", status, re.M)
-            assert mta.stop() == 0, mta.log_text()[-3000:]
-        finally:
-            mta.stop()
+                       "smtp_tls_security_level=none")
+    mta = SandboxedMta(rendered.root, address, port,
+                       Sandbox.from_unit(files["systemd/hardener-mta.service"]))
+    mta.start(timeout=30)
+    try:
+        with SmtpClient(address, port, source="127.0.0.1") as c:
+            assert c.greeting()[0] == 220
+            assert c.cmd("EHLO client.example")[0] == 250
+            assert c.cmd("MAIL FROM:<app@client.example>")[0] == 250
+            assert c.cmd("RCPT TO:<ops@remote.example>")[0] == 250
+            assert c.cmd("DATA")[0] == 354
+            reply = c.cmd(b"Subject: unit\r\n\r\nunder the unit's limits\r\n.")
+            assert reply[0] == 250, (reply, mta.log_text()[-3000:])
+            c.cmd("QUIT")
+        assert sink.wait_for_messages(1, timeout=30) == 1, mta.log_text()[-3000:]
+        master = mta.proc.pid
+        status = Path(f"/proc/{master}/status").read_text()
+        bound = int(re.search(r"^CapBnd:\s*([0-9a-f]+)", status, re.M).group(1), 16)
+        assert bound == _mask(mta.sandbox.caps)      # really running within the unit's set
+        assert re.search(r"^NoNewPrivs:\s*1", status, re.M)
+        assert mta.stop() == 0, mta.log_text()[-3000:]
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        mta.stop()
 
 
 def _mask(caps: list[str]) -> int:
