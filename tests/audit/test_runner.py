@@ -14,7 +14,7 @@ from aiosmtpd.smtp import SMTP
 from hardener.audit.context import AuditOptions, AuditTarget
 from hardener.audit.runner import audit_all
 from tests.audit.conftest import AuditAddresses
-from tests.fixtures.net import free_port
+from tests.fixtures.net import free_ports
 
 
 class CountingController(Controller):
@@ -62,7 +62,8 @@ class CountingController(Controller):
 @pytest.mark.timeout(60)
 def test_one_connection_at_a_time_per_target(audit_addresses: AuditAddresses) -> None:
     address = audit_addresses.host()
-    servers = [CountingController(Sink(), hostname=address, port=free_port(address)) for _ in range(4)]
+    servers = [CountingController(Sink(), hostname=address, port=port)
+               for port in free_ports(address, 4)]
     for server in servers:
         server.start()
     for _ in range(200):  # let each server see its start-up check connection go (bounded wait)

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from hardener.lint.runner import lint_path
-from tests.fixtures.net import free_port
+from tests.fixtures.net import free_ports
 
 GUARDED = "permit_mynetworks,permit_sasl_authenticated,reject_unauth_destination"
 SENDER_ACCESS = "check_sender_access,hash:$config_directory/sender_access"
@@ -77,9 +77,9 @@ def _rcpt_reply(address: str, port: int, source: str, sender: str, recipient: st
 def relay_lab(postfix_module_factory):
     """A Postfix instance with one smtpd service per case: {case: port}, and the instance."""
     instance = postfix_module_factory(start=False)
-    ports, services = {}, []
+    ports = dict(zip(CASES, free_ports(instance.address, len(CASES))))
+    services = []
     for case, (overrides, _, _) in CASES.items():
-        ports[case] = free_port(instance.address)
         options = "".join(f"\n  -o {name}={value}" for name, value in overrides.items())
         services.append(f"{instance.address}:{ports[case]} inet n - n - - smtpd{options}")
     master = instance.config_dir / "master.cf"

@@ -6,7 +6,7 @@ message to Postfix's smtp-sink."""
 from __future__ import annotations
 
 from tests.fixtures.mta import DEFAULT_MASTER_CF
-from tests.fixtures.net import free_port
+from tests.fixtures.net import free_port, free_ports
 from tests.mta.auth_helpers import PASSWORD, add_user, connect, plain, swaks, tls_settings
 from tests.render.helpers import render_for
 
@@ -24,10 +24,10 @@ SUBMISSION = """\
 
 def _submission_mta(mta_factory, cert, loopback, sink):
     address = loopback.host()
-    sub_port = free_port(address)
+    port, sub_port = free_ports(address, 2)
     master = DEFAULT_MASTER_CF + SUBMISSION.format(address=address, port=sub_port)
     mta = mta_factory({**tls_settings(cert), "relayhost": f"[{sink.address}]:{sink.port}"},
-                      address=address, master_cf_text=master, start=False)
+                      address=address, port=port, master_cf_text=master, start=False)
     done = add_user(mta.config_dir, "alice", PASSWORD)
     assert done.returncode == 0, done.stderr
     mta.start()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hardener.postfix import mynetworks_problems, parse_main_cf, parse_mynetworks
-from tests.fixtures.net import free_port
+from tests.fixtures.net import free_ports
 
 # (mynetworks value, client address, Postfix's answer: "relay", "denied", "lookup-error" (451 4.3.0)
 # or "fatal" (smtpd exits at startup, the connection closes))
@@ -95,12 +95,9 @@ def server(postfix_module_factory):
         "inet_protocols": "all",
         "smtpd_helo_required": "no",
     }, start=False)
-    ports = {}
-    extra = []
-    for value in values:
-        port = free_port(inst.address)
-        ports[value] = port
-        extra.append(f"{inst.address}:{port} inet n - n - - smtpd -o {{mynetworks={value}}}\n")
+    ports = dict(zip(values, free_ports(inst.address, len(values))))
+    extra = [f"{inst.address}:{port} inet n - n - - smtpd -o {{mynetworks={value}}}\n"
+             for value, port in ports.items()]
     with open(inst.config_dir / "master.cf", "a") as master:
         master.write("".join(extra))
     inst.start()
