@@ -1,4 +1,4 @@
-"""Every built-in profile's rendered files start the daemon unedited.
+"""Every built-in profile's rendered files start the daemon unedited, privileges separated.
 
 Each profile is rendered with --set only for what must point at this machine: host names and
 addresses (loopback), ports, and the config, queue and log paths (a temporary directory). Then the
@@ -12,6 +12,7 @@ import pwd
 
 import pytest
 
+from tests.fixtures import procs
 from tests.fixtures.mta import SmtpClient
 from tests.fixtures.net import free_port
 from tests.render.helpers import render_for
@@ -42,5 +43,8 @@ def test_rendered_profile_starts_unedited(profile: str, mta_factory) -> None:
         code, text = client.greeting()
         assert code == 220 and text.split()[1].endswith(".example.test"), text
         assert client.cmd("EHLO client.example")[0] == 250
+        # issue 8: the daemon as rendered (smtpd, pickup, cleanup chroot y) is separated
+        procs.check_privilege_separation(mta.proc.pid, mta.pids(), pwd.getpwnam("postfix").pw_uid,
+                                         str(mta.queue_dir), jailed=("smtpd", "cleanup", "pickup"))
         client.cmd("QUIT")
     assert mta.stop() == 0, mta.log_text()[-3000:]
